@@ -1,0 +1,45 @@
+#!/bin/bash
+# Install everything intellicache needs on Debian 12 (bookworm), as root.
+#
+# bookworm-backports (meson >= 1.5, python3-pycotap, qemu-system-x86 for
+# qemu-iotests) and deb-src (QEMU's source package) come from the same mirror
+# as the machine's existing apt entry: we derive the extra entry from it so no
+# host name is written anywhere by this project.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-deps: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+src=/etc/apt/sources.list.d/debian.sources
+extra=/etc/apt/sources.list.d/intellicache-backports.sources
+if [ ! -f "$extra" ]; then
+    if [ ! -f "$src" ]; then
+        echo "setup-deps: $src not found; need a deb822 Debian entry to derive from" >&2
+        exit 1
+    fi
+    # First stanza of the existing entry (the main archive), with suite and
+    # types replaced.
+    awk 'BEGIN { RS=""; ORS="\n\n" } NR == 1 { print; exit }' "$src" |
+        sed -e 's/^Types:.*/Types: deb deb-src/' \
+            -e 's/^Suites:.*/Suites: bookworm-backports/' > "$extra.tmp"
+    mv "$extra.tmp" "$extra"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+
+# Build tools and libraries for QEMU and the core.
+pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-venv
+  libglib2.0-dev libnfs-dev libaio-dev liburing-dev libzstd-dev zlib1g-dev
+  libfuse3-dev libjson-c-dev libgtest-dev libgmock-dev dpkg-dev xz-utils
+  clang-format clang-tidy"
+# Servers and clients for the tests and the demo (all used on loopback).
+pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
+  libnbd-bin python3-pycotap"
+
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test
+apt-get install -y -q --no-install-recommends -t bookworm-backports \
+    meson python3-pycotap qemu-system-x86
