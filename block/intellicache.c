@@ -1,0 +1,903 @@
+/*
+ * intellicache: a read-only filter that caches its base image in a local
+ * cache file.
+ *
+ * The base ("file" child) is typically a golden image on shared storage
+ * (NFS); the cache ("cache" child) is a local file holding the cached
+ * clusters, direct-mapped, and a presence bitmap.  A read is split by the
+ * core (block/intellicache/) into hits, which are read from the cache, new
+ * fetches, which are read from the base with at most max-inflight of them
+ * in flight, and waits on fetches already in flight.  The reader gets its
+ * data as soon as the fetch completes; storing the data in the cache and
+ * recording it durably happen behind the reply.
+ *
+ * This file is only the glue to QEMU's block layer: all decisions about
+ * clusters, fetches and the on-disk format are made by the core.
+ *
+ * Copyright (c) 2026 The intellicache authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/module.h"
+#include "qemu/option.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "qapi/qmp/qdict.h"
+#include "qapi/qapi-types-block-core.h"
+#include "block/aio_task.h"
+#include "block/block_int.h"
+#include "block/qdict.h"
+#include "intellicache-core.h"
+
+#define IC_OPT_CLUSTER_SIZE "cluster-size"
+#define IC_OPT_MAX_INFLIGHT "max-inflight"
+#define IC_OPT_MAX_FETCH "max-fetch"
+#define IC_OPT_BASE_FINGERPRINT "base-fingerprint"
+
+/* How long stored clusters may wait before they are recorded durably. */
+#define IC_SYNC_INTERVAL_NS (1 * NANOSECONDS_PER_SECOND)
+
+/* Segments planned at a time for one read. */
+#define IC_PLAN_SEGMENTS 16
+
+/* Base content sampled for the fingerprint: this many pieces of this size. */
+#define IC_FINGERPRINT_SAMPLES 16
+#define IC_FINGERPRINT_SAMPLE_SIZE 4096
+
+/* Metadata blocks read or written with one request. */
+#define IC_META_BATCH 64
+
+/* A read of the base issued for a run of missing clusters. */
+typedef struct IcFetch {
+    IcFetchId id;
+    uint64_t offset;    /* base offset */
+    uint64_t bytes;
+    void *buf;          /* the fetched data, until it is stored */
+    int ret;            /* -EINPROGRESS until the base read completes */
+    unsigned refcnt;
+    CoQueue waiters;    /* readers waiting for the base read */
+} IcFetch;
+
+typedef struct BDRVIntellicacheState {
+    BlockDriverState *bs;
+    BdrvChild *cache;
+    IcCore *core;
+
+    uint32_t max_inflight;
+    uint32_t inflight;          /* base reads in flight */
+    CoQueue inflight_queue;     /* fetches waiting for a slot */
+
+    bool caching;               /* false after a cache write error */
+
+    QEMUTimer *sync_timer;
+    CoMutex sync_lock;
+    bool sync_error_reported;
+    bool close_sync_done;
+} BDRVIntellicacheState;
+
+static QemuOptsList ic_runtime_opts = {
+    .name = "intellicache",
+    .head = QTAILQ_HEAD_INITIALIZER(ic_runtime_opts.head),
+    .desc = {
+        {
+            .name = IC_OPT_CLUSTER_SIZE,
+            .type = QEMU_OPT_SIZE,
+            .help = "unit of caching in bytes (power of two, 4K to 2M)",
+        },
+        {
+            .name = IC_OPT_MAX_INFLIGHT,
+            .type = QEMU_OPT_NUMBER,
+            .help = "largest number of fetches from the base in flight",
+        },
+        {
+            .name = IC_OPT_MAX_FETCH,
+            .type = QEMU_OPT_SIZE,
+            .help = "largest fetch from the base in bytes",
+        },
+        {
+            .name = IC_OPT_BASE_FINGERPRINT,
+            .type = QEMU_OPT_STRING,
+            .help = "user-chosen identifier of the base's content",
+        },
+        { /* end of list */ }
+    },
+};
+
+static IcFetch *ic_fetch_new(BlockDriverState *bs, const IcSegment *seg)
+{
+    IcFetch *f = g_new0(IcFetch, 1);
+
+    f->id = seg->fetch;
+    f->offset = seg->fetch_offset;
+    f->bytes = seg->fetch_bytes;
+    f->ret = -EINPROGRESS;
+    f->refcnt = 1;
+    qemu_co_queue_init(&f->waiters);
+    return f;
+}
+
+static void ic_fetch_unref(IcFetch *f)
+{
+    assert(f->refcnt > 0);
+    if (--f->refcnt == 0) {
+        qemu_vfree(f->buf);
+        g_free(f);
+    }
+}
+
+static void coroutine_fn ic_sync_entry(void *opaque);
+
+/* Start a metadata sync now, in a coroutine that drain waits for. */
+static void ic_sync_start(BlockDriverState *bs)
+{
+    Coroutine *co = qemu_coroutine_create(ic_sync_entry, bs);
+
+    bdrv_inc_in_flight(bs);
+    aio_co_enter(bdrv_get_aio_context(bs), co);
+}
+
+static void ic_sync_timer_cb(void *opaque)
+{
+    ic_sync_start(opaque);
+}
+
+/*
+ * Make the clusters stored so far durable: flush their data, then write the
+ * metadata blocks that record them.  Order matters: a cluster is recorded
+ * only after its data is on disk, so a crash at any moment never leaves a
+ * recorded cluster with incomplete data.  With @final the metadata is
+ * flushed too (clean close).
+ */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_sync(BlockDriverState *bs, bool final)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    BlockDriverState *cache_bs = s->cache->bs;
+    int ret = 0;
+
+    qemu_co_mutex_lock(&s->sync_lock);
+    while (ret == 0 && ic_core_sync_begin(s->core)) {
+        size_t count = ic_core_sync_block_count(s->core);
+        g_autofree uint64_t *blocks = g_new(uint64_t, count);
+        uint8_t *buf = NULL;
+        size_t i = 0;
+
+        ret = bdrv_co_flush(cache_bs);
+        if (ret == 0) {
+            count = ic_core_sync_blocks(s->core, blocks, count);
+            buf = qemu_blockalign(cache_bs, IC_META_BATCH * IC_META_BLOCK_SIZE);
+        }
+        /* Write runs of consecutive blocks with one request each. */
+        while (ret == 0 && i < count) {
+            size_t n = 0;
+
+            do {
+                ic_core_encode_meta_block(s->core, blocks[i + n],
+                                          buf + n * IC_META_BLOCK_SIZE);
+                n++;
+            } while (i + n < count && n < IC_META_BATCH &&
+                     blocks[i + n] == blocks[i] + n);
+            ret = bdrv_co_pwrite(s->cache,
+                                 ic_core_meta_block_offset(s->core, blocks[i]),
+                                 n * IC_META_BLOCK_SIZE, buf, 0);
+            i += n;
+        }
+        qemu_vfree(buf);
+        ic_core_sync_end(s->core, ret == 0);
+    }
+    if (ret == 0 && final) {
+        ret = bdrv_co_flush(cache_bs);
+    }
+    if (ret < 0 && !s->sync_error_reported) {
+        s->sync_error_reported = true;
+        warn_report("intellicache: '%s': could not record cached data in "
+                    "'%s': %s; it will be fetched again after a restart",
+                    bdrv_get_node_name(bs), bdrv_get_node_name(cache_bs),
+                    strerror(-ret));
+    }
+    qemu_co_mutex_unlock(&s->sync_lock);
+    return ret;
+}
+
+static void coroutine_fn ic_sync_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+
+    bdrv_graph_co_rdlock();
+    ic_co_sync(bs, false);
+    bdrv_graph_co_rdunlock();
+    bdrv_dec_in_flight(bs);
+}
+
+/* Clusters were stored: make sure they get recorded soon. */
+static void coroutine_fn GRAPH_RDLOCK ic_co_schedule_sync(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (qatomic_read(&bs->quiesce_counter) > 0) {
+        /* Draining: nothing may be left for a timer to do afterwards. */
+        ic_co_sync(bs, false);
+    } else if (!timer_pending(s->sync_timer)) {
+        timer_mod(s->sync_timer,
+                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + IC_SYNC_INTERVAL_NS);
+    }
+}
+
+typedef struct IcStoreTask {
+    BlockDriverState *bs;
+    IcFetch *fetch;
+} IcStoreTask;
+
+/* Write a completed fetch into the cache, behind the reader's reply. */
+static void coroutine_fn ic_store_entry(void *opaque)
+{
+    IcStoreTask *t = opaque;
+    BlockDriverState *bs = t->bs;
+    BDRVIntellicacheState *s = bs->opaque;
+    IcFetch *f = t->fetch;
+    const IcGeometry *g = ic_core_geometry(s->core);
+    int ret;
+
+    g_free(t);
+    bdrv_graph_co_rdlock();
+    ret = bdrv_co_pwrite(s->cache, g->data_offset + f->offset, f->bytes,
+                         f->buf, 0);
+    ic_core_fetch_stored(s->core, f->id, ret == 0);
+    if (ret == 0) {
+        ic_co_schedule_sync(bs);
+    } else if (s->caching) {
+        s->caching = false;
+        warn_report("intellicache: '%s': writing to cache '%s' failed: %s; "
+                    "caching stopped, reads are served from the base",
+                    bdrv_get_node_name(bs), bdrv_get_node_name(s->cache->bs),
+                    strerror(-ret));
+    }
+    bdrv_graph_co_rdunlock();
+    ic_fetch_unref(f);
+    bdrv_dec_in_flight(bs);
+}
+
+/* Read the base for fetch @f, bounded by max-inflight. */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_fetch(BlockDriverState *bs, IcFetch *f)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    int ret;
+
+    while (s->inflight >= s->max_inflight) {
+        qemu_co_queue_wait(&s->inflight_queue, NULL);
+    }
+    s->inflight++;
+    f->buf = qemu_try_blockalign(bs, f->bytes);
+    if (f->buf) {
+        ret = bdrv_co_pread(bs->file, f->offset, f->bytes, f->buf, 0);
+    } else {
+        ret = -ENOMEM;
+    }
+    s->inflight--;
+    qemu_co_queue_next(&s->inflight_queue);
+
+    ic_core_fetch_done(s->core, f->id, ret == 0);
+    f->ret = ret;
+    qemu_co_queue_restart_all(&f->waiters);
+    if (ret == 0 && s->caching) {
+        IcStoreTask *t = g_new(IcStoreTask, 1);
+        Coroutine *co = qemu_coroutine_create(ic_store_entry, t);
+
+        t->bs = bs;
+        t->fetch = f;
+        f->refcnt++;
+        bdrv_inc_in_flight(bs);
+        aio_co_enter(bdrv_get_aio_context(bs), co);
+    } else if (ret == 0) {
+        ic_core_fetch_stored(s->core, f->id, false);
+    }
+    return ret;
+}
+
+/* Serve one planned segment of a read into @qiov at @qiov_offset. */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
+                   QEMUIOVector *qiov, size_t qiov_offset)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    int ret;
+
+    switch (seg->kind) {
+    case IC_SEG_HIT:
+        return bdrv_co_preadv_part(s->cache, seg->cache_offset, seg->bytes,
+                                   qiov, qiov_offset, 0);
+    case IC_SEG_FETCH:
+        ret = ic_co_fetch(bs, fetch);
+        break;
+    case IC_SEG_WAIT:
+        while (fetch->ret == -EINPROGRESS) {
+            qemu_co_queue_wait(&fetch->waiters, NULL);
+        }
+        ret = fetch->ret;
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    if (ret == 0) {
+        qemu_iovec_from_buf(qiov, qiov_offset,
+                            (uint8_t *)fetch->buf + (seg->offset - fetch->offset),
+                            seg->bytes);
+    }
+    ic_fetch_unref(fetch);
+    return ret;
+}
+
+typedef struct IcReadTask {
+    AioTask task;
+    BlockDriverState *bs;
+    IcSegment seg;
+    IcFetch *fetch;
+    QEMUIOVector *qiov;
+    size_t qiov_offset;
+} IcReadTask;
+
+static int coroutine_fn ic_read_task_entry(AioTask *task)
+{
+    IcReadTask *t = container_of(task, IcReadTask, task);
+
+    GRAPH_RDLOCK_GUARD();
+    return ic_co_read_segment(t->bs, &t->seg, t->fetch, t->qiov,
+                              t->qiov_offset);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                  QEMUIOVector *qiov, size_t qiov_offset,
+                  BdrvRequestFlags flags)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    const IcGeometry *g = ic_core_geometry(s->core);
+    IcSegment segs[IC_PLAN_SEGMENTS];
+    IcFetch *fetches[IC_PLAN_SEGMENTS];
+    int ret = 0;
+
+    if (offset + bytes > g->base_size) {
+        /* The base shrank under us; never read past what we cache. */
+        return -EIO;
+    }
+
+    while (bytes > 0 && ret == 0) {
+        size_t n = ic_core_plan(s->core, offset, bytes, segs, IC_PLAN_SEGMENTS);
+        uint64_t planned = 0;
+        AioTaskPool *pool = NULL;
+
+        assert(n > 0);
+        /*
+         * Attach our fetch objects before anything yields, so that a read
+         * planned meanwhile finds them when it waits on our fetches.
+         */
+        for (size_t i = 0; i < n; i++) {
+            fetches[i] = NULL;
+            if (segs[i].kind == IC_SEG_FETCH) {
+                fetches[i] = ic_fetch_new(bs, &segs[i]);
+                ic_core_fetch_set_opaque(s->core, segs[i].fetch, fetches[i]);
+            } else if (segs[i].kind == IC_SEG_WAIT) {
+                fetches[i] = segs[i].opaque;
+                fetches[i]->refcnt++;
+            }
+            planned += segs[i].bytes;
+        }
+
+        if (n == 1) {
+            ret = ic_co_read_segment(bs, &segs[0], fetches[0], qiov,
+                                     qiov_offset);
+        } else {
+            pool = aio_task_pool_new(n);
+            for (size_t i = 0; i < n; i++) {
+                IcReadTask *t = g_new(IcReadTask, 1);
+
+                *t = (IcReadTask) {
+                    .task.func = ic_read_task_entry,
+                    .bs = bs,
+                    .seg = segs[i],
+                    .fetch = fetches[i],
+                    .qiov = qiov,
+                    .qiov_offset = qiov_offset + (segs[i].offset - offset),
+                };
+                aio_task_pool_start_task(pool, &t->task);
+            }
+            aio_task_pool_wait_all(pool);
+            ret = aio_task_pool_status(pool);
+            aio_task_pool_free(pool);
+        }
+        offset += planned;
+        bytes -= planned;
+        qiov_offset += planned;
+    }
+    return ret;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_pwritev_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                   QEMUIOVector *qiov, size_t qiov_offset,
+                   BdrvRequestFlags flags)
+{
+    /* Only reachable with WRITE_UNCHANGED; the data must not change. */
+    return -EROFS;
+}
+
+static int64_t coroutine_fn GRAPH_RDLOCK ic_co_getlength(BlockDriverState *bs)
+{
+    return bdrv_co_getlength(bs->file->bs);
+}
+
+static void GRAPH_RDLOCK
+ic_child_perm(BlockDriverState *bs, BdrvChild *c, BdrvChildRole role,
+              BlockReopenQueue *reopen_queue,
+              uint64_t perm, uint64_t shared,
+              uint64_t *nperm, uint64_t *nshared)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (role & BDRV_CHILD_FILTERED) {
+        /*
+         * The base is only read, and the cache is only valid while nobody
+         * changes it: other users may read it but not write or resize it.
+         */
+        *nperm = BLK_PERM_CONSISTENT_READ;
+        *nshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    } else {
+        assert(!c || c == s->cache);
+        /* The cache file is ours alone (resize: formatting it). */
+        *nperm = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE;
+        *nshared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    }
+}
+
+static int GRAPH_RDLOCK
+ic_check_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+              Error **errp)
+{
+    if (perm & (BLK_PERM_WRITE | BLK_PERM_RESIZE)) {
+        error_setg(errp, "intellicache node '%s' is read-only: attach "
+                   "writers to an overlay (e.g. qcow2) that uses it as its "
+                   "backing file", bdrv_get_node_name(bs));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/*
+ * Identify the base's content: its size, samples spread over the image and
+ * the user's base-fingerprint, hashed with SHA-256.
+ */
+static int GRAPH_RDLOCK
+ic_base_fingerprint(BlockDriverState *bs, uint64_t base_size,
+                    const char *user_fingerprint,
+                    uint8_t out[IC_FINGERPRINT_SIZE], Error **errp)
+{
+    g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+    uint8_t *buf = qemu_blockalign(bs, IC_FINGERPRINT_SAMPLE_SIZE);
+    uint64_t size_le = cpu_to_le64(base_size);
+    gsize out_len = IC_FINGERPRINT_SIZE;
+    uint64_t last = 0;
+    int ret = 0;
+
+    g_checksum_update(sum, (const guchar *)"intellicache-fingerprint-1", 26);
+    g_checksum_update(sum, (const guchar *)&size_le, sizeof(size_le));
+    for (int i = 0; i < IC_FINGERPRINT_SAMPLES; i++) {
+        uint64_t off = QEMU_ALIGN_DOWN(base_size / (IC_FINGERPRINT_SAMPLES - 1) *
+                                       i, IC_FINGERPRINT_SAMPLE_SIZE);
+        uint64_t len;
+
+        off = MIN(off, QEMU_ALIGN_DOWN(base_size - 1,
+                                       IC_FINGERPRINT_SAMPLE_SIZE));
+        if (i > 0 && off == last) {
+            continue;
+        }
+        last = off;
+        len = MIN(IC_FINGERPRINT_SAMPLE_SIZE, base_size - off);
+        ret = bdrv_pread(bs->file, off, len, buf, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read the base image");
+            break;
+        }
+        g_checksum_update(sum, buf, len);
+    }
+    if (user_fingerprint) {
+        g_checksum_update(sum, (const guchar *)user_fingerprint,
+                          strlen(user_fingerprint) + 1);
+    }
+    g_checksum_get_digest(sum, out, &out_len);
+    qemu_vfree(buf);
+    return ret < 0 ? ret : 0;
+}
+
+/* Discard whatever the cache file holds and write an empty cache. */
+static int GRAPH_RDLOCK
+ic_format(BlockDriverState *bs, const IcHeaderInfo *h, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    const IcGeometry *g = ic_core_geometry(s->core);
+    uint8_t *buf;
+    int ret;
+
+    ret = bdrv_truncate(s->cache, 0, false, PREALLOC_MODE_OFF, 0, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_truncate(s->cache, g->file_size, false, PREALLOC_MODE_OFF, 0,
+                        errp);
+    if (ret < 0) {
+        return ret;
+    }
+    buf = qemu_blockalign0(s->cache->bs, IC_HEADER_SIZE);
+    ic_header_encode(h, buf);
+    ret = bdrv_pwrite(s->cache, 0, IC_HEADER_SIZE, buf, 0);
+    qemu_vfree(buf);
+    if (ret == 0) {
+        ret = bdrv_flush(s->cache->bs);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not format cache '%s'",
+                         bdrv_get_node_name(s->cache->bs));
+    }
+    return ret;
+}
+
+/* Load the presence bitmap of a valid cache. */
+static int GRAPH_RDLOCK ic_load_metadata(BlockDriverState *bs, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    const IcGeometry *g = ic_core_geometry(s->core);
+    uint8_t *buf = qemu_blockalign(s->cache->bs,
+                                   IC_META_BATCH * IC_META_BLOCK_SIZE);
+    uint64_t damaged = 0;
+    int ret = 0;
+
+    for (uint64_t i = 0; i < g->meta_blocks; i += IC_META_BATCH) {
+        uint64_t n = MIN(IC_META_BATCH, g->meta_blocks - i);
+
+        ret = bdrv_pread(s->cache, ic_core_meta_block_offset(s->core, i),
+                         n * IC_META_BLOCK_SIZE, buf, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read cache '%s'",
+                             bdrv_get_node_name(s->cache->bs));
+            break;
+        }
+        for (uint64_t j = 0; j < n; j++) {
+            if (ic_core_load_meta_block(s->core, i + j,
+                                        buf + j * IC_META_BLOCK_SIZE) ==
+                IC_META_DAMAGED) {
+                damaged++;
+            }
+        }
+    }
+    qemu_vfree(buf);
+    if (damaged) {
+        warn_report("intellicache: '%s': %" PRIu64 " damaged metadata "
+                    "block(s) in cache '%s' were ignored; the clusters they "
+                    "recorded will be fetched again", bdrv_get_node_name(bs),
+                    damaged, bdrv_get_node_name(s->cache->bs));
+    }
+    return ret;
+}
+
+/*
+ * Open the cache file: use it if it is a valid cache of this base, format
+ * it if it is empty, reset it (with a warning) if it is a damaged or stale
+ * cache, and refuse it if it is something else.
+ */
+static int GRAPH_RDLOCK
+ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
+              const char *user_fingerprint, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    const char *cache_name = bdrv_get_node_name(s->cache->bs);
+    IcHeaderInfo want = { .cluster_size = cluster_size };
+    IcHeaderInfo found = { 0 };
+    IcGeometry g;
+    IcHeaderStatus status;
+    char why[256];
+    int64_t base_size, cache_size;
+    uint8_t *buf;
+    int ret;
+
+    base_size = bdrv_getlength(bs->file->bs);
+    if (base_size < 0) {
+        error_setg_errno(errp, -base_size, "Could not get the size of the "
+                         "base image");
+        return base_size;
+    }
+    cache_size = bdrv_getlength(s->cache->bs);
+    if (cache_size < 0) {
+        error_setg_errno(errp, -cache_size, "Could not get the size of "
+                         "cache '%s'", cache_name);
+        return cache_size;
+    }
+    want.base_size = base_size;
+    ret = ic_base_fingerprint(bs, base_size, user_fingerprint,
+                              want.fingerprint, errp);
+    if (ret < 0) {
+        return ret;
+    }
+
+    buf = qemu_blockalign0(s->cache->bs, IC_HEADER_SIZE);
+    if (cache_size > 0) {
+        ret = bdrv_pread(s->cache, 0, MIN(cache_size, IC_HEADER_SIZE), buf, 0);
+        if (ret < 0) {
+            qemu_vfree(buf);
+            error_setg_errno(errp, -ret, "Could not read cache '%s'",
+                             cache_name);
+            return ret;
+        }
+    }
+    status = ic_header_check(buf, MIN(cache_size, IC_HEADER_SIZE), cache_size,
+                             &want, &found, why, sizeof(why));
+    qemu_vfree(buf);
+
+    switch (status) {
+    case IC_HEADER_OK:
+        want = found;
+        break;
+    case IC_HEADER_FOREIGN:
+        error_setg(errp, "cache: node '%s' does not hold an intellicache "
+                   "cache (%s); refusing to overwrite it", cache_name, why);
+        error_append_hint(errp, "Give an empty file to create a new cache.\n");
+        return -EINVAL;
+    case IC_HEADER_EMPTY:
+        break;
+    default:
+        warn_report("intellicache: '%s': resetting cache '%s': %s",
+                    bdrv_get_node_name(bs), cache_name, why);
+        break;
+    }
+
+    if (!want.cluster_size) {
+        want.cluster_size = IC_DEFAULT_CLUSTER_SIZE;
+    }
+    if (!ic_geometry_init(&g, base_size, want.cluster_size, why,
+                          sizeof(why))) {
+        error_setg(errp, "%s", why);
+        return -EINVAL;
+    }
+    if (!max_fetch) {
+        max_fetch = MAX(IC_DEFAULT_MAX_FETCH, g.cluster_size);
+    } else if (max_fetch % g.cluster_size) {
+        error_setg(errp, IC_OPT_MAX_FETCH " %" PRIu64 " is not a multiple of "
+                   "the cluster size %" PRIu32, max_fetch, g.cluster_size);
+        return -EINVAL;
+    }
+
+    if (status != IC_HEADER_OK) {
+        want.version = IC_FORMAT_VERSION;
+        want.instance = ((uint64_t)g_random_int() << 32) | g_random_int();
+    }
+    s->core = ic_core_new(&g, want.instance, max_fetch);
+    if (!s->core) {
+        error_setg(errp, "Could not set up the cache state");
+        return -ENOMEM;
+    }
+    ret = status == IC_HEADER_OK ? ic_load_metadata(bs, errp)
+                                 : ic_format(bs, &want, errp);
+    if (ret < 0) {
+        ic_core_free(s->core);
+        s->core = NULL;
+    }
+    return ret;
+}
+
+static int GRAPH_UNLOCKED
+ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    g_autofree char *user_fingerprint = NULL;
+    QemuOpts *opts;
+    uint64_t cluster_size, max_fetch, max_inflight;
+    int ret;
+
+    s->bs = bs;
+    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->cache = bdrv_open_child(NULL, options, "cache", bs, &child_of_bds,
+                               BDRV_CHILD_DATA, false, errp);
+    if (!s->cache) {
+        return -EINVAL;
+    }
+
+    opts = qemu_opts_create(&ic_runtime_opts, NULL, 0, &error_abort);
+    if (!qemu_opts_absorb_qdict(opts, options, errp)) {
+        qemu_opts_del(opts);
+        return -EINVAL;
+    }
+    cluster_size = qemu_opt_get_size(opts, IC_OPT_CLUSTER_SIZE, 0);
+    max_inflight = qemu_opt_get_number(opts, IC_OPT_MAX_INFLIGHT,
+                                       IC_DEFAULT_MAX_INFLIGHT);
+    max_fetch = qemu_opt_get_size(opts, IC_OPT_MAX_FETCH, 0);
+    user_fingerprint = g_strdup(qemu_opt_get(opts, IC_OPT_BASE_FINGERPRINT));
+    qemu_opts_del(opts);
+
+    if (cluster_size && (!is_power_of_2(cluster_size) ||
+                         cluster_size < IC_MIN_CLUSTER_SIZE ||
+                         cluster_size > IC_MAX_CLUSTER_SIZE)) {
+        error_setg(errp, IC_OPT_CLUSTER_SIZE " must be a power of two from "
+                   "%u to %u, not %" PRIu64, IC_MIN_CLUSTER_SIZE,
+                   IC_MAX_CLUSTER_SIZE, cluster_size);
+        return -EINVAL;
+    }
+    if (max_inflight < 1 || max_inflight > IC_MAX_INFLIGHT_LIMIT) {
+        error_setg(errp, IC_OPT_MAX_INFLIGHT " must be from 1 to %u, not %"
+                   PRIu64, IC_MAX_INFLIGHT_LIMIT, max_inflight);
+        return -EINVAL;
+    }
+    if (max_fetch > IC_MAX_FETCH_LIMIT) {
+        error_setg(errp, IC_OPT_MAX_FETCH " must be at most %u, not %" PRIu64,
+                   IC_MAX_FETCH_LIMIT, max_fetch);
+        return -EINVAL;
+    }
+    s->max_inflight = max_inflight;
+    s->caching = true;
+    qemu_co_queue_init(&s->inflight_queue);
+    qemu_co_mutex_init(&s->sync_lock);
+
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
+    if (s->cache->bs == bs->file->bs) {
+        error_setg(errp, "cache: node '%s' is the base image itself; the "
+                   "cache needs a node of its own",
+                   bdrv_get_node_name(s->cache->bs));
+        return -EINVAL;
+    }
+    if (bdrv_is_read_only(s->cache->bs)) {
+        error_setg(errp, "cache: node '%s' is read-only; the cache must be "
+                   "writable", bdrv_get_node_name(s->cache->bs));
+        return -EINVAL;
+    }
+
+    ret = ic_open_cache(bs, cluster_size, max_fetch, user_fingerprint, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->sync_timer = aio_timer_new(bdrv_get_aio_context(bs), QEMU_CLOCK_REALTIME,
+                                  SCALE_NS, ic_sync_timer_cb, bs);
+    return 0;
+}
+
+static void coroutine_fn ic_close_sync_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVIntellicacheState *s = bs->opaque;
+
+    bdrv_graph_co_rdlock();
+    ic_co_sync(bs, true);
+    bdrv_graph_co_rdunlock();
+    s->close_sync_done = true;
+    bdrv_dec_in_flight(bs);
+}
+
+static void ic_close(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    Coroutine *co;
+
+    /* Drained by now: record what is still pending and flush it. */
+    timer_free(s->sync_timer);
+    s->sync_timer = NULL;
+    co = qemu_coroutine_create(ic_close_sync_entry, bs);
+    bdrv_inc_in_flight(bs);
+    aio_co_enter(bdrv_get_aio_context(bs), co);
+    BDRV_POLL_WHILE(bs, !s->close_sync_done);
+    ic_core_free(s->core);
+    s->core = NULL;
+}
+
+static void ic_drain_begin(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    /* Sync now rather than when the timer fires, inside the drain. */
+    if (s->sync_timer && timer_pending(s->sync_timer)) {
+        timer_del(s->sync_timer);
+        ic_sync_start(bs);
+    }
+}
+
+static void ic_detach_aio_context(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    timer_del(s->sync_timer);
+    timer_free(s->sync_timer);
+    s->sync_timer = NULL;
+}
+
+static void ic_attach_aio_context(BlockDriverState *bs,
+                                  AioContext *new_context)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    s->sync_timer = aio_timer_new(new_context, QEMU_CLOCK_REALTIME, SCALE_NS,
+                                  ic_sync_timer_cb, bs);
+    if (ic_core_sync_needed(s->core)) {
+        timer_mod(s->sync_timer,
+                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + IC_SYNC_INTERVAL_NS);
+    }
+}
+
+static int ic_reopen_prepare(BDRVReopenState *reopen_state,
+                             BlockReopenQueue *queue, Error **errp)
+{
+    /* Options cannot change; the block layer rejects changed values. */
+    return 0;
+}
+
+static ImageInfoSpecific * GRAPH_RDLOCK
+ic_get_specific_info(BlockDriverState *bs, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    ImageInfoSpecific *spec = g_new0(ImageInfoSpecific, 1);
+    ImageInfoSpecificIntellicache *info;
+    IcStats st;
+
+    ic_core_get_stats(s->core, &st);
+    info = g_new(ImageInfoSpecificIntellicache, 1);
+    *info = (ImageInfoSpecificIntellicache) {
+        .cluster_size = ic_core_geometry(s->core)->cluster_size,
+        .cluster_count = ic_core_geometry(s->core)->cluster_count,
+        .cached_clusters = st.cached_clusters,
+        .durable_clusters = st.durable_clusters,
+        .hit_bytes = st.hit_bytes,
+        .miss_bytes = st.miss_bytes,
+        .wait_bytes = st.wait_bytes,
+        .fetches = st.fetches,
+        .fetched_bytes = st.fetched_bytes,
+        .fetch_errors = st.fetch_errors,
+        .stored_bytes = st.stored_bytes,
+        .store_errors = st.store_errors,
+        .caching = s->caching,
+    };
+    spec->type = IMAGE_INFO_SPECIFIC_KIND_INTELLICACHE;
+    spec->u.intellicache.data = info;
+    return spec;
+}
+
+static const char *const ic_strong_runtime_opts[] = {
+    IC_OPT_CLUSTER_SIZE,
+    IC_OPT_MAX_INFLIGHT,
+    IC_OPT_MAX_FETCH,
+    IC_OPT_BASE_FINGERPRINT,
+    NULL
+};
+
+static BlockDriver bdrv_intellicache = {
+    .format_name                = "intellicache",
+    .instance_size              = sizeof(BDRVIntellicacheState),
+
+    .bdrv_open                  = ic_open,
+    .bdrv_close                 = ic_close,
+    .bdrv_reopen_prepare        = ic_reopen_prepare,
+    .bdrv_child_perm            = ic_child_perm,
+    .bdrv_check_perm            = ic_check_perm,
+
+    .bdrv_co_getlength          = ic_co_getlength,
+    .bdrv_co_preadv_part        = ic_co_preadv_part,
+    .bdrv_co_pwritev_part       = ic_co_pwritev_part,
+
+    .bdrv_drain_begin           = ic_drain_begin,
+    .bdrv_detach_aio_context    = ic_detach_aio_context,
+    .bdrv_attach_aio_context    = ic_attach_aio_context,
+
+    .bdrv_get_specific_info     = ic_get_specific_info,
+
+    .strong_runtime_opts        = ic_strong_runtime_opts,
+    .is_filter                  = true,
+};
+
+static void bdrv_intellicache_init(void)
+{
+    bdrv_register(&bdrv_intellicache);
+}
+
+block_init(bdrv_intellicache_init);

@@ -1,0 +1,112 @@
+#!/bin/bash
+# Fetch, verify, patch, configure and build QEMU with the intellicache module.
+#
+# Called by the top-level meson build (the 'qemu' target); safe to run by
+# hand.  Every step is skipped when its result is up to date, so after a
+# change to our sources only block-intellicache.so is rebuilt.
+#
+#   build-qemu.sh --source-root DIR --build-root DIR [--stamp FILE]
+#                 [--configure-args "ARGS"]
+#
+# Layout under the build root:
+#   download/  the orig tarball (checksum-verified)
+#   src/       the extracted, patched QEMU tree (our sources symlinked in)
+#   build/     QEMU's build directory (binaries and modules)
+set -euo pipefail
+
+src_root=
+build_root=
+stamp=
+extra_configure=${IC_QEMU_CONFIGURE_ARGS:-}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --source-root) src_root=$2; shift 2 ;;
+    --build-root) build_root=$2; shift 2 ;;
+    --stamp) stamp=$2; shift 2 ;;
+    --configure-args) extra_configure=$2; shift 2 ;;
+    *) echo "build-qemu: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
+if [ -z "$src_root" ] || [ -z "$build_root" ]; then
+    echo "build-qemu: --source-root and --build-root are required" >&2
+    exit 2
+fi
+src_root=$(cd "$src_root" && pwd)
+mkdir -p "$build_root"
+build_root=$(cd "$build_root" && pwd)
+
+# shellcheck source=../qemu/source.conf
+. "$src_root/qemu/source.conf"
+
+log() { echo "build-qemu: $*"; }
+
+# 1. The pinned source tarball, verified.
+dl="$build_root/download"
+tarball="$dl/$QEMU_TARBALL"
+mkdir -p "$dl"
+if [ ! -f "$tarball" ]; then
+    log "fetching Debian source package qemu=$QEMU_DEB_VERSION (orig tarball)"
+    if ! (cd "$dl" && apt-get source --download-only --tar-only \
+              "qemu=$QEMU_DEB_VERSION" >/dev/null); then
+        echo "build-qemu: could not fetch qemu=$QEMU_DEB_VERSION;" \
+             "run scripts/setup-deps.sh first (it adds the deb-src entry)" >&2
+        exit 1
+    fi
+fi
+if ! echo "$QEMU_SHA256  $tarball" | sha256sum --check --status; then
+    echo "build-qemu: $tarball does not match sha256 $QEMU_SHA256;" \
+         "removed it, run again to fetch it anew" >&2
+    rm -f "$tarball"
+    exit 1
+fi
+
+# 2. The patched source tree.  Re-extracted whenever the tarball or the
+# patch series changes.
+series_id=$( (echo "$QEMU_SHA256"; cat "$src_root"/qemu/patches/*.patch) |
+             sha256sum | cut -d' ' -f1)
+src="$build_root/src"
+if [ "$(cat "$src/.intellicache-series" 2>/dev/null)" != "$series_id" ]; then
+    log "extracting and patching QEMU $QEMU_VERSION"
+    rm -rf "$src" "$build_root/build"
+    mkdir -p "$src"
+    tar -xJf "$tarball" -C "$src" --strip-components=1
+    for p in "$src_root"/qemu/patches/*.patch; do
+        log "applying $(basename "$p")"
+        patch -d "$src" -p1 --batch --quiet < "$p"
+    done
+    echo "$series_id" > "$src/.intellicache-series"
+fi
+# Our sources stay in our tree; QEMU's build sees them through symlinks.
+ln -sfn "$src_root/block/intellicache.c" "$src/block/intellicache.c"
+ln -sfn "$src_root/block/intellicache" "$src/block/intellicache"
+mkdir -p "$src/tests/qemu-iotests/tests"
+for t in "$src_root"/tests/qemu-iotests/tests/*; do
+    [ -e "$t" ] || continue
+    ln -sfn "$t" "$src/tests/qemu-iotests/tests/$(basename "$t")"
+done
+
+# 3. Configure once (QEMU's meson regenerates itself when its inputs change).
+bld="$build_root/build"
+if [ ! -f "$bld/build.ninja" ]; then
+    log "configuring"
+    mkdir -p "$bld"
+    # shellcheck disable=SC2086
+    (cd "$bld" && "$src/configure" --python=/usr/bin/python3 \
+        --target-list= --disable-system --disable-user --enable-tools \
+        --enable-modules --enable-libnfs --disable-docs --enable-linux-aio \
+        --enable-linux-io-uring --disable-werror --disable-install-blobs \
+        $extra_configure >"$build_root/configure.log" 2>&1) || {
+        tail -n 30 "$build_root/configure.log" >&2
+        echo "build-qemu: configure failed, see $build_root/configure.log" >&2
+        exit 1
+    }
+fi
+
+# 4. Build what intellicache needs.
+log "building"
+ninja -C "$bld" storage-daemon/qemu-storage-daemon qemu-img qemu-io qemu-nbd \
+    block-nfs.so block-intellicache.so
+
+if [ -n "$stamp" ]; then
+    touch "$stamp"
+fi
