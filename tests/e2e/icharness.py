@@ -21,8 +21,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -542,6 +544,59 @@ def nbd_read_all(uri, timeout=300):
     return ReadResult(digest.hexdigest(), nbytes, seconds)
 
 
+class NbdClient:
+    """A minimal NBD client (fixed newstyle, NBD_OPT_EXPORT_NAME, simple
+    replies) for reads at arbitrary byte offsets, which nbdcopy and fio
+    cannot do.  One request at a time."""
+
+    def __init__(self, socket_path, timeout=60):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(socket_path))
+        if self._recv(16) != b"NBDMAGICIHAVEOPT":
+            raise HarnessError("not a fixed-newstyle NBD server")
+        server_flags = int.from_bytes(self._recv(2), "big")
+        no_zeroes = server_flags & 2
+        # Client flags: FIXED_NEWSTYLE, and NO_ZEROES if offered.
+        self.sock.sendall((1 | no_zeroes).to_bytes(4, "big"))
+        # NBD_OPT_EXPORT_NAME (1) with the default (empty) export name.
+        self.sock.sendall(b"IHAVEOPT" + (1).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+        self.size = int.from_bytes(self._recv(8), "big")
+        self._recv(2 if no_zeroes else 2 + 124)
+        self.handle = 0
+
+    def _recv(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise HarnessError("NBD server closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def pread(self, offset, length):
+        self.handle += 1
+        self.sock.sendall((0x25609513).to_bytes(4, "big") + (0).to_bytes(4, "big")
+                          + self.handle.to_bytes(8, "big") + offset.to_bytes(8, "big")
+                          + length.to_bytes(4, "big"))
+        reply = self._recv(16)
+        if int.from_bytes(reply[0:4], "big") != 0x67446698:
+            raise HarnessError("bad NBD reply magic")
+        error = int.from_bytes(reply[4:8], "big")
+        if int.from_bytes(reply[8:16], "big") != self.handle:
+            raise HarnessError("NBD reply for an unknown handle")
+        if error:
+            raise HarnessError(f"NBD read at {offset}+{length}: error {error}")
+        return self._recv(length)
+
+    def close(self):
+        # NBD_CMD_DISC (2): polite disconnect, no reply.
+        with contextlib.suppress(OSError):
+            self.sock.sendall((0x25609513).to_bytes(4, "big") + (2).to_bytes(4, "big")
+                              + bytes(20))
+        self.sock.close()
+
+
 def run_fio(uri, workdir, rw="randread", bs="4k", iodepth=16, runtime=None,
             number_ios=None, seed=1, tag="fio", timeout=300):
     """Run fio's nbd engine against @uri; return the read figures.
@@ -571,3 +626,56 @@ def run_fio(uri, workdir, rw="randread", bs="4k", iodepth=16, runtime=None,
     return {"iops": read["iops"], "io_bytes": read["io_bytes"],
             "total_ios": read["total_ios"], "runtime_ms": read["runtime"],
             "clat_mean_us": read["clat_ns"]["mean"] / 1000}
+
+
+# ---------------------------------------------------------------------------
+# unittest support
+
+
+class DaemonTestCase(unittest.TestCase):
+    """Base class for the e2e tests: per-test temp dir, daemon helpers."""
+
+    # The programs a test class needs besides qemu-storage-daemon.
+    PROGRAMS = ("nbdcopy",)
+
+    @classmethod
+    def setUpClass(cls):
+        missing = missing_programs(cls.PROGRAMS)
+        if missing:
+            raise unittest.SkipTest(f"missing programs: {', '.join(missing)}")
+        if not qsd_binary().exists():
+            raise unittest.SkipTest(f"{qsd_binary()} not built (set IC_QEMU_BUILD?)")
+        tmp = tempfile.TemporaryDirectory(prefix=f"ic-e2e-{cls.__name__}-")
+        cls.addClassCleanup(tmp.cleanup)
+        cls.tmp = Path(tmp.name)
+
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self._testMethodName}-", dir=self.tmp))
+
+    def new_cache(self, name="cache.img"):
+        return create_cache_file(self.dir / name)
+
+    def start_daemon(self, base, cache, tag="qsd", **ic_options):
+        """Start a daemon that is stopped at the end of the test in any case."""
+        d = StorageDaemon(self.dir, base, cache, ic_options, tag=tag)
+        self.addCleanup(d.stop)
+        return d.start()
+
+    def stop_clean(self, daemon):
+        """Stop by SIGTERM and insist on a clean, timely exit."""
+        status, killed = daemon.stop()
+        self.assertFalse(killed, f"{daemon.name} ignored SIGTERM; log:\n"
+                                 f"{log_tail(daemon.log_path)}")
+        self.assertEqual(status, 0, f"{daemon.name} exit status; log:\n"
+                                    f"{log_tail(daemon.log_path)}")
+
+    def wait_all_cached(self, daemon, timeout=30):
+        """Wait until every cluster is cached (stores finish behind reads)."""
+        def done():
+            st = daemon.stats()
+            return st if st["cached-clusters"] == st["cluster-count"] else None
+        return wait_until(done, timeout, "all clusters cached", interval=0.1)
+
+    def assert_no_errors(self, stats):
+        self.assertEqual(stats["fetch-errors"], 0, stats)
+        self.assertEqual(stats["store-errors"], 0, stats)
