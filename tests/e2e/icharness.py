@@ -13,6 +13,7 @@ Standard library only.
 """
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -29,6 +30,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In a child before exec: get SIGTERM if the harness process dies.
+
+    A safety net for when the harness itself is killed; normal runs stop
+    every server explicitly.
+    """
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def exit_on_sigterm():
+    """Turn SIGTERM into KeyboardInterrupt so that cleanups run."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
 
 
 class HarnessError(Exception):
@@ -103,7 +124,8 @@ class Server:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, env=env,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent)
 
     @property
     def pid(self):
@@ -391,7 +413,7 @@ class StorageDaemon(Server):
             blockdevs.append({"driver": "file", "node-name": "cache0",
                               "filename": str(cache)})
             blockdevs.append(dict({"driver": "intellicache", "node-name": "ic0",
-                                   "file": "base0", "cache": "cache0"},
+                                   "file": "base0", "cache-file": "cache0"},
                                   **(ic_options or {})))
         self.argv = [str(qsd_binary())]
         for b in blockdevs:
