@@ -3,7 +3,7 @@
  * cache file.
  *
  * The base ("file" child) is typically a golden image on shared storage
- * (NFS); the cache ("cache" child) is a local file holding the cached
+ * (NFS); the cache ("cache-file" child) is a local file holding the cached
  * clusters, direct-mapped, and a presence bitmap.  A read is split by the
  * core (block/intellicache/) into hits, which are read from the cache, new
  * fetches, which are read from the base with at most max-inflight of them
@@ -20,15 +20,19 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/memalign.h"
 #include "qemu/module.h"
 #include "qemu/option.h"
+#include "qemu/timer.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
-#include "qapi/qmp/qdict.h"
 #include "qapi/qapi-types-block-core.h"
+#include "qobject/qdict.h"
 #include "block/aio_task.h"
+#include "block/block-io.h"
 #include "block/block_int.h"
 #include "block/qdict.h"
 #include "intellicache-core.h"
@@ -437,8 +441,6 @@ ic_child_perm(BlockDriverState *bs, BdrvChild *c, BdrvChildRole role,
               uint64_t perm, uint64_t shared,
               uint64_t *nperm, uint64_t *nshared)
 {
-    BDRVIntellicacheState *s = bs->opaque;
-
     if (role & BDRV_CHILD_FILTERED) {
         /*
          * The base is only read, and the cache is only valid while nobody
@@ -447,7 +449,6 @@ ic_child_perm(BlockDriverState *bs, BdrvChild *c, BdrvChildRole role,
         *nperm = BLK_PERM_CONSISTENT_READ;
         *nshared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
     } else {
-        assert(!c || c == s->cache);
         /* The cache file is ours alone (resize: formatting it). */
         *nperm = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE;
         *nshared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
@@ -587,10 +588,14 @@ static int GRAPH_RDLOCK ic_load_metadata(BlockDriverState *bs, Error **errp)
  * Open the cache file: use it if it is a valid cache of this base, format
  * it if it is empty, reset it (with a warning) if it is a damaged or stale
  * cache, and refuse it if it is something else.
+ *
+ * With @no_io (e.g. qemu-img info) the base must not be read, so its
+ * fingerprint cannot be checked, and nothing is written: a valid cache is
+ * shown as it is recorded, anything else as empty.
  */
 static int GRAPH_RDLOCK
 ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
-              const char *user_fingerprint, Error **errp)
+              const char *user_fingerprint, bool no_io, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     const char *cache_name = bdrv_get_node_name(s->cache->bs);
@@ -616,10 +621,12 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
         return cache_size;
     }
     want.base_size = base_size;
-    ret = ic_base_fingerprint(bs, base_size, user_fingerprint,
-                              want.fingerprint, errp);
-    if (ret < 0) {
-        return ret;
+    if (!no_io) {
+        ret = ic_base_fingerprint(bs, base_size, user_fingerprint,
+                                  want.fingerprint, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
 
     buf = qemu_blockalign0(s->cache->bs, IC_HEADER_SIZE);
@@ -635,21 +642,27 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
     status = ic_header_check(buf, MIN(cache_size, IC_HEADER_SIZE), cache_size,
                              &want, &found, why, sizeof(why));
     qemu_vfree(buf);
+    if (no_io && status == IC_HEADER_FINGERPRINT) {
+        status = IC_HEADER_OK; /* could not be checked */
+    }
 
     switch (status) {
     case IC_HEADER_OK:
         want = found;
         break;
     case IC_HEADER_FOREIGN:
-        error_setg(errp, "cache: node '%s' does not hold an intellicache "
-                   "cache (%s); refusing to overwrite it", cache_name, why);
+        error_setg(errp, "cache-file: node '%s' does not hold an "
+                   "intellicache cache (%s); refusing to overwrite it",
+                   cache_name, why);
         error_append_hint(errp, "Give an empty file to create a new cache.\n");
         return -EINVAL;
     case IC_HEADER_EMPTY:
         break;
     default:
-        warn_report("intellicache: '%s': resetting cache '%s': %s",
-                    bdrv_get_node_name(bs), cache_name, why);
+        if (!no_io) {
+            warn_report("intellicache: '%s': resetting cache '%s': %s",
+                        bdrv_get_node_name(bs), cache_name, why);
+        }
         break;
     }
 
@@ -678,13 +691,70 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
         error_setg(errp, "Could not set up the cache state");
         return -ENOMEM;
     }
-    ret = status == IC_HEADER_OK ? ic_load_metadata(bs, errp)
-                                 : ic_format(bs, &want, errp);
+    if (status == IC_HEADER_OK) {
+        ret = ic_load_metadata(bs, errp);
+    } else {
+        ret = no_io ? 0 : ic_format(bs, &want, errp);
+    }
     if (ret < 0) {
         ic_core_free(s->core);
         s->core = NULL;
     }
     return ret;
+}
+
+/* True if @options define child @name inline (keys "@name.*"). */
+static bool ic_child_defined_inline(QDict *options, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const QDictEntry *e = qdict_first(options); e;
+         e = qdict_next(options, e)) {
+        if (!strncmp(e->key, name, len) && e->key[len] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The cache must be writable whatever the node's own read-only option says:
+ * default an inline definition to read-write, and check a referenced cache
+ * node before attaching it (the permission system would fail with a less
+ * helpful message).
+ */
+static bool GRAPH_UNLOCKED
+ic_prepare_cache_child(BlockDriverState *bs, QDict *options, Error **errp)
+{
+    const char *cache_ref = qdict_get_try_str(options, "cache-file");
+    BlockDriverState *cache_bs;
+
+    if (ic_child_defined_inline(options, "cache-file")) {
+        qdict_set_default_str(options, "cache-file." BDRV_OPT_READ_ONLY,
+                              "off");
+        return true;
+    }
+    if (!cache_ref) {
+        error_setg(errp, "Parameter 'cache-file' is missing: intellicache "
+                   "needs a writable node for its cache file");
+        return false;
+    }
+    cache_bs = bdrv_lookup_bs(cache_ref, cache_ref, NULL);
+    if (!cache_bs) {
+        return true; /* bdrv_open_child() reports the unknown reference */
+    }
+    if (cache_bs == bs->file->bs) {
+        error_setg(errp, "cache-file: node '%s' is the base image itself; "
+                   "the cache needs a node of its own",
+                   bdrv_get_node_name(cache_bs));
+        return false;
+    }
+    if (bdrv_is_read_only(cache_bs)) {
+        error_setg(errp, "cache-file: node '%s' is read-only; the cache "
+                   "must be writable", bdrv_get_node_name(cache_bs));
+        return false;
+    }
+    return true;
 }
 
 static int GRAPH_UNLOCKED
@@ -697,12 +767,20 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     int ret;
 
     s->bs = bs;
+    if (ic_child_defined_inline(options, "file")) {
+        qdict_set_default_str(options, "file." BDRV_OPT_READ_ONLY, "on");
+    }
     ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
     if (ret < 0) {
         return ret;
     }
-    s->cache = bdrv_open_child(NULL, options, "cache", bs, &child_of_bds,
-                               BDRV_CHILD_DATA, false, errp);
+    if (!ic_prepare_cache_child(bs, options, errp)) {
+        return -EINVAL;
+    }
+    /* METADATA: the cache file holds our metadata, read even with NO_IO. */
+    s->cache = bdrv_open_child(NULL, options, "cache-file", bs, &child_of_bds,
+                               BDRV_CHILD_DATA | BDRV_CHILD_METADATA, false,
+                               errp);
     if (!s->cache) {
         return -EINVAL;
     }
@@ -745,18 +823,19 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
     if (s->cache->bs == bs->file->bs) {
-        error_setg(errp, "cache: node '%s' is the base image itself; the "
-                   "cache needs a node of its own",
+        error_setg(errp, "cache-file: node '%s' is the base image itself; "
+                   "the cache needs a node of its own",
                    bdrv_get_node_name(s->cache->bs));
         return -EINVAL;
     }
     if (bdrv_is_read_only(s->cache->bs)) {
-        error_setg(errp, "cache: node '%s' is read-only; the cache must be "
-                   "writable", bdrv_get_node_name(s->cache->bs));
+        error_setg(errp, "cache-file: node '%s' is read-only; the cache "
+                   "must be writable", bdrv_get_node_name(s->cache->bs));
         return -EINVAL;
     }
 
-    ret = ic_open_cache(bs, cluster_size, max_fetch, user_fingerprint, errp);
+    ret = ic_open_cache(bs, cluster_size, max_fetch, user_fingerprint,
+                        flags & BDRV_O_NO_IO, errp);
     if (ret < 0) {
         return ret;
     }

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Style and static checks: QEMU's checkpatch on the C glue, clang-format and
+# clang-tidy on the C++ core and its tests.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+src=build/qemu/src
+status=0
+
+echo "lint: checkpatch block/intellicache.c"
+if ! "$src/scripts/checkpatch.pl" --no-tree -q -f block/intellicache.c; then
+    status=1
+fi
+
+mapfile -t cxx < <(git ls-files 'block/intellicache/*.cpp' \
+    'block/intellicache/*.hpp' 'block/intellicache/*.h' 'tests/unit/*.cpp')
+echo "lint: clang-format (${#cxx[@]} files)"
+if ! clang-format --dry-run --Werror "${cxx[@]}"; then
+    status=1
+fi
+
+mapfile -t core < <(git ls-files 'block/intellicache/*.cpp')
+echo "lint: clang-tidy (${#core[@]} files)"
+if ! clang-tidy -p build --quiet --warnings-as-errors='*' "${core[@]}" \
+        2>/dev/null; then
+    status=1
+fi
+exit $status

@@ -1,0 +1,63 @@
+#!/bin/bash
+# Run every test of intellicache, building first if needed:
+#   unit     GoogleTest tests of the C++ core
+#   iotests  qemu-iotests of the driver, run by QEMU's 'check'
+#   e2e      end to end against real servers (nfs-ganesha, nbdkit, NBD clients)
+#   lint     checkpatch, clang-format, clang-tidy
+# Ends with one line "N passed, N failed" counting individual tests.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+suite() {
+    local name=$1
+    shift
+    echo "=== $name: $*"
+    "$@" 2>&1 | tee "$log/$name"
+    return "${PIPESTATUS[0]}"
+}
+
+# unit: meson prints "Ok: N" and "Fail: N"
+suite unit meson test -C build --print-errorlogs
+rc=$?
+ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log/unit" | tail -n1)
+bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log/unit" | tail -n1)
+passed=$((passed + ${ok:-0}))
+failed=$((failed + ${bad:-0}))
+[ $rc -ne 0 ] && [ "${bad:-0}" -eq 0 ] && failed=$((failed + 1))
+
+# iotests: check prints one line per test, "<name> pass ..." or "... fail"
+suite iotests scripts/run-iotests.sh
+rc=$?
+ok=$(grep -cE '^[^ ]+ +pass( |$)' "$log/iotests")
+bad=$(grep -cE '^[^ ]+ +fail( |$)' "$log/iotests")
+passed=$((passed + ok))
+failed=$((failed + bad))
+[ $rc -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+
+# e2e: its runner ends with "N passed, N failed"
+suite e2e tests/e2e/run.sh
+rc=$?
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/e2e" | tail -n1)
+if [ -n "$line" ]; then
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+fi
+[ $rc -ne 0 ] && [ -z "$line" ] && failed=$((failed + 1))
+
+# lint: one test
+if suite lint scripts/lint.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
