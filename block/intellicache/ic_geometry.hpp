@@ -1,0 +1,65 @@
+/*
+ * intellicache core: layout of a cache file.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_GEOMETRY_HPP
+#define IC_GEOMETRY_HPP
+
+#include "intellicache-core.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <optional>
+
+namespace intellicache {
+
+class WhyBuffer;
+
+/*
+ * A validated IcGeometry plus the cluster arithmetic everybody needs.
+ * Cluster sizes are powers of two, so offsets convert with shifts.
+ */
+class Geometry {
+public:
+    /* The layout for a base, or nullopt (and a message) if invalid. */
+    static std::optional<Geometry> compute(std::uint64_t base_size,
+                                           std::uint32_t cluster_size,
+                                           WhyBuffer &why);
+    /* Accepts @g only if it is exactly what compute() would produce. */
+    static std::optional<Geometry> adopt(const IcGeometry &g);
+
+    const IcGeometry &raw() const { return g_; }
+    std::uint64_t base_size() const { return g_.base_size; }
+    std::uint32_t cluster_size() const { return g_.cluster_size; }
+    std::uint64_t cluster_count() const { return g_.cluster_count; }
+    std::uint64_t meta_blocks() const { return g_.meta_blocks; }
+
+    std::uint64_t cluster_of(std::uint64_t offset) const {
+        return offset >> shift_;
+    }
+    std::uint64_t cluster_start(std::uint64_t cluster) const {
+        return cluster << shift_;
+    }
+    /* End of the base bytes of clusters [.., cluster): clamped to the base. */
+    std::uint64_t clusters_end(std::uint64_t cluster_end) const {
+        return std::min(cluster_end << shift_, g_.base_size);
+    }
+
+private:
+    explicit Geometry(const IcGeometry &g)
+        : g_(g),
+          shift_(static_cast<unsigned>(std::countr_zero(g.cluster_size))) {}
+
+    IcGeometry g_;
+    unsigned shift_;
+};
+
+/* Field-by-field equality of two layouts. */
+bool same_layout(const IcGeometry &a, const IcGeometry &b);
+
+} // namespace intellicache
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * intellicache core: the fetches in flight.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_INFLIGHT_HPP
+#define IC_INFLIGHT_HPP
+
+#include "intellicache-core.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+
+namespace intellicache {
+
+enum class FetchState {
+    pending, /* the base read is running */
+    done,    /* data read, being written into the cache file */
+};
+
+struct Fetch {
+    IcFetchId id;
+    std::uint64_t first; /* first cluster */
+    std::uint64_t count; /* clusters */
+    FetchState state;
+    void *opaque; /* the glue's object, handed to waiters */
+};
+
+/*
+ * Fetches from registration until they are forgotten (failed or stored).
+ * Fetches never overlap, so keying them by first cluster finds the fetch
+ * covering any cluster in O(log n).  Ids grow monotonically from 1 and are
+ * never reused, so a stale id from the glue can never hit a newer fetch.
+ */
+class InflightTable {
+public:
+    /*
+     * Registers clusters [first, first + count), which no fetch may cover
+     * yet.  The reference stays valid until the fetch is removed.
+     */
+    Fetch &add(std::uint64_t first, std::uint64_t count);
+    Fetch *find(IcFetchId id);
+    const Fetch *find(IcFetchId id) const;
+    /* Forgets fetch @id; false if unknown. */
+    bool remove(IcFetchId id);
+    std::size_t size() const { return by_first_.size(); }
+
+    /* What the planner needs to know about the fetches near a cluster. */
+    struct Neighbourhood {
+        const Fetch *covering;    /* the fetch containing the cluster */
+        std::uint64_t next_first; /* first cluster of the first fetch that
+                                     starts after the cluster, or
+                                     UINT64_MAX if none */
+    };
+    Neighbourhood around(std::uint64_t cluster) const;
+
+private:
+    std::map<std::uint64_t, Fetch> by_first_;
+    std::unordered_map<IcFetchId, std::uint64_t> first_by_id_;
+    IcFetchId next_id_ = 1;
+};
+
+} // namespace intellicache
+
+#endif

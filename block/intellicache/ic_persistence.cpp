@@ -1,0 +1,77 @@
+/*
+ * intellicache core: which stored clusters may be recorded on disk.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "ic_persistence.hpp"
+
+#include "intellicache-core.h"
+
+#include <algorithm>
+
+namespace intellicache {
+
+void Persistence::note_stored(std::uint64_t first, std::uint64_t count) {
+    if (count == 0) {
+        return;
+    }
+    pending_.push_back(Range{first, count});
+    pending_clusters_ += count;
+}
+
+bool Persistence::sync_begin() {
+    if (running_ || pending_.empty()) {
+        return false;
+    }
+    /* Swap rather than move: the old syncing_ keeps its capacity for the
+     * next round of pending ranges. */
+    syncing_.clear();
+    std::swap(syncing_, pending_);
+    syncing_clusters_ = pending_clusters_;
+    pending_clusters_ = 0;
+
+    blocks_.clear();
+    for (const Range &r : syncing_) {
+        const std::uint64_t first_block = r.first / IC_META_BLOCK_CLUSTERS;
+        const std::uint64_t last_block =
+            (r.first + r.count - 1) / IC_META_BLOCK_CLUSTERS;
+        for (std::uint64_t b = first_block; b <= last_block; b++) {
+            blocks_.push_back(b);
+        }
+    }
+    std::sort(blocks_.begin(), blocks_.end());
+    blocks_.erase(std::unique(blocks_.begin(), blocks_.end()), blocks_.end());
+    running_ = true;
+    return true;
+}
+
+void Persistence::sync_end(bool ok) {
+    if (!running_) {
+        return;
+    }
+    if (!ok) {
+        /* Not known durable after all: retry with the next sync. */
+        pending_.insert(pending_.end(), syncing_.begin(), syncing_.end());
+        pending_clusters_ += syncing_clusters_;
+    }
+    syncing_.clear();
+    syncing_clusters_ = 0;
+    blocks_.clear();
+    running_ = false;
+}
+
+void Persistence::exclude_pending(std::uint64_t first_cluster,
+                                  std::span<std::uint64_t> words) const {
+    const std::uint64_t end_cluster = first_cluster + words.size() * 64;
+    for (const Range &r : pending_) {
+        const std::uint64_t lo = std::max(r.first, first_cluster);
+        const std::uint64_t hi = std::min(r.first + r.count, end_cluster);
+        for (std::uint64_t c = lo; c < hi; c++) {
+            const std::uint64_t bit = c - first_cluster;
+            words[bit / 64] &= ~(std::uint64_t{1} << (bit % 64));
+        }
+    }
+}
+
+} // namespace intellicache

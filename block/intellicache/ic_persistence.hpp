@@ -1,0 +1,72 @@
+/*
+ * intellicache core: which stored clusters may be recorded on disk.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_PERSISTENCE_HPP
+#define IC_PERSISTENCE_HPP
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace intellicache {
+
+/*
+ * A cluster may be marked present on disk only once its data is durable,
+ * otherwise a crash could leave a bit pointing at garbage.  Stored clusters
+ * are "pending" until a sync starts; sync_begin() moves them to "syncing";
+ * the glue then flushes the cache file (their data is now durable) and
+ * writes the touched metadata blocks; sync_end() settles them.
+ *
+ * The durable view of the bitmap is "present minus pending": it needs no
+ * second bitmap, only the (small) list of recently stored ranges.  Ranges
+ * are kept as the fetches stored them, unsorted: appending is O(1) and a
+ * block encode scans them once.
+ */
+class Persistence {
+public:
+    /* Clusters [first, first + count) were stored (are now present). */
+    void note_stored(std::uint64_t first, std::uint64_t count);
+
+    /* False if nothing is pending or a sync is already running. */
+    bool sync_begin();
+    /* Sorted, unique metadata block indexes the running sync must write. */
+    std::span<const std::uint64_t> sync_blocks() const { return blocks_; }
+    /* No-op without a running sync. */
+    void sync_end(bool ok);
+
+    bool sync_needed() const { return !pending_.empty(); }
+    bool sync_running() const { return running_; }
+
+    /*
+     * Clears, in @words (bits of clusters first_cluster + i), the clusters
+     * whose data is not yet known durable.  Syncing clusters stay set: the
+     * glue flushed their data before it writes blocks.
+     */
+    void exclude_pending(std::uint64_t first_cluster,
+                         std::span<std::uint64_t> words) const;
+
+    /* Clusters noted stored and not yet settled by a successful sync. */
+    std::uint64_t unsettled_clusters() const {
+        return pending_clusters_ + syncing_clusters_;
+    }
+
+private:
+    struct Range {
+        std::uint64_t first;
+        std::uint64_t count;
+    };
+
+    std::vector<Range> pending_;
+    std::vector<Range> syncing_;
+    std::vector<std::uint64_t> blocks_;
+    std::uint64_t pending_clusters_ = 0;
+    std::uint64_t syncing_clusters_ = 0;
+    bool running_ = false;
+};
+
+} // namespace intellicache
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * intellicache core: bounded, always NUL-terminated reason messages.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "ic_why.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+
+namespace intellicache {
+
+void WhyBuffer::set(const char *fmt, ...) {
+    if (len_ == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    /* vsnprintf NUL-terminates within len_ bytes whatever the message. */
+    const int n = std::vsnprintf(buf_, len_, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        buf_[0] = '\0';
+    }
+}
+
+} // namespace intellicache

@@ -1,0 +1,256 @@
+/*
+ * Unit tests: durability of the presence bitmap (Persistence, and the
+ * sync protocol as seen through Core).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "intellicache-core.h"
+
+#include "ic_core.hpp"
+#include "ic_persistence.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <random>
+#include <set>
+#include <vector>
+
+namespace {
+
+using intellicache::Core;
+using intellicache::Persistence;
+
+constexpr uint64_t kBlockClusters = IC_META_BLOCK_CLUSTERS;
+
+TEST(Persistence, NothingToSync) {
+    Persistence p;
+    EXPECT_FALSE(p.sync_needed());
+    EXPECT_FALSE(p.sync_begin());
+    EXPECT_TRUE(p.sync_blocks().empty());
+    p.sync_end(true); /* no sync running: no-op */
+    EXPECT_EQ(p.unsettled_clusters(), 0U);
+}
+
+TEST(Persistence, SyncBlocksAreSortedUniqueAndExact) {
+    Persistence p;
+    p.note_stored(5 * kBlockClusters + 3, 2);
+    p.note_stored(10, 4);
+    p.note_stored(kBlockClusters - 2, 4); /* straddles blocks 0 and 1 */
+    p.note_stored(20, 1);
+    ASSERT_TRUE(p.sync_begin());
+    const auto blocks = p.sync_blocks();
+    EXPECT_EQ(std::vector<uint64_t>(blocks.begin(), blocks.end()),
+              (std::vector<uint64_t>{0, 1, 5}));
+    EXPECT_FALSE(p.sync_begin()) << "a sync is already running";
+    p.sync_end(true);
+    EXPECT_TRUE(p.sync_blocks().empty());
+}
+
+TEST(Persistence, ExcludesOnlyPending) {
+    Persistence p;
+    p.note_stored(3, 2);
+    std::array<uint64_t, 2> words{~uint64_t{0}, ~uint64_t{0}};
+    p.exclude_pending(0, words);
+    EXPECT_EQ(words[0], ~uint64_t{0b11000});
+    EXPECT_EQ(words[1], ~uint64_t{0});
+
+    ASSERT_TRUE(p.sync_begin()); /* now syncing: no longer excluded */
+    p.note_stored(70, 1);        /* stored during the sync: excluded */
+    words = {~uint64_t{0}, ~uint64_t{0}};
+    p.exclude_pending(0, words);
+    EXPECT_EQ(words[0], ~uint64_t{0});
+    EXPECT_EQ(words[1], ~uint64_t{1U << 6});
+    /* Windows not containing pending clusters are untouched. */
+    words = {~uint64_t{0}, ~uint64_t{0}};
+    p.exclude_pending(128, words);
+    EXPECT_EQ(words[0], ~uint64_t{0});
+}
+
+/* The sync protocol through the core, as the glue drives it. */
+class SyncTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        /* 4 KiB clusters, three metadata blocks. */
+        ASSERT_TRUE(ic_geometry_init(&g_, (2 * kBlockClusters + 500) * 4096,
+                                     4096, nullptr, 0));
+        core_ = Core::create(g_, 7, 8 * 4096);
+        ASSERT_NE(core_, nullptr);
+    }
+
+    void store(uint64_t cluster, uint64_t count = 1) {
+        std::vector<IcSegment> segs(1);
+        ASSERT_EQ(core_->plan(cluster * 4096, count * 4096, segs), 1U);
+        ASSERT_EQ(segs[0].kind, IC_SEG_FETCH);
+        core_->fetch_done(segs[0].fetch, true);
+        core_->fetch_stored(segs[0].fetch, true);
+    }
+
+    /* What a reader would see on disk if block @index were written now. */
+    bool on_disk(uint64_t cluster) const {
+        const uint64_t index = cluster / kBlockClusters;
+        std::array<uint8_t, IC_META_BLOCK_SIZE> b{};
+        core_->encode_meta_block(index, b.data());
+        auto reader = Core::create(g_, 7, 4096);
+        EXPECT_EQ(reader->load_meta_block(index, b.data()), IC_META_OK);
+        return reader->cluster_present(cluster);
+    }
+
+    std::vector<uint64_t> sync_blocks() const {
+        std::vector<uint64_t> v(core_->sync_block_count() + 2, UINT64_MAX);
+        v.resize(core_->sync_blocks(v));
+        return v;
+    }
+
+    IcGeometry g_{};
+    std::unique_ptr<Core> core_;
+};
+
+TEST_F(SyncTest, StoredButNotSyncedIsNotOnDisk) {
+    store(10);
+    EXPECT_TRUE(core_->cluster_present(10));
+    EXPECT_TRUE(core_->sync_needed());
+    EXPECT_FALSE(on_disk(10));
+    const IcStats st = core_->stats();
+    EXPECT_EQ(st.cached_clusters, 1U);
+    EXPECT_EQ(st.durable_clusters, 0U);
+}
+
+TEST_F(SyncTest, SyncingClustersAreEncoded) {
+    store(10);
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_FALSE(core_->sync_needed());
+    EXPECT_TRUE(on_disk(10));
+    EXPECT_EQ(core_->stats().durable_clusters, 0U) << "not settled yet";
+    core_->sync_end(true);
+    EXPECT_TRUE(on_disk(10));
+    EXPECT_EQ(core_->stats().durable_clusters, 1U);
+    EXPECT_FALSE(core_->sync_needed());
+    EXPECT_FALSE(core_->sync_begin()) << "nothing left to sync";
+}
+
+TEST_F(SyncTest, StoredDuringSyncWaitsForNextSync) {
+    store(10);
+    ASSERT_TRUE(core_->sync_begin());
+    store(kBlockClusters + 1); /* data not covered by the running flush */
+    EXPECT_TRUE(core_->sync_needed());
+    EXPECT_FALSE(on_disk(kBlockClusters + 1));
+    EXPECT_EQ(sync_blocks(), std::vector<uint64_t>{0});
+    core_->sync_end(true);
+    EXPECT_FALSE(on_disk(kBlockClusters + 1));
+    EXPECT_EQ(core_->stats().durable_clusters, 1U);
+
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_EQ(sync_blocks(), std::vector<uint64_t>{1});
+    EXPECT_TRUE(on_disk(kBlockClusters + 1));
+    core_->sync_end(true);
+    EXPECT_EQ(core_->stats().durable_clusters, 2U);
+}
+
+TEST_F(SyncTest, FailedSyncIsRetried) {
+    store(10);
+    store(2 * kBlockClusters + 3);
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_EQ(sync_blocks(), (std::vector<uint64_t>{0, 2}));
+    core_->sync_end(false);
+    EXPECT_TRUE(core_->sync_needed());
+    EXPECT_FALSE(on_disk(10)) << "back to pending";
+    EXPECT_EQ(core_->stats().durable_clusters, 0U);
+
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_EQ(sync_blocks(), (std::vector<uint64_t>{0, 2}));
+    core_->sync_end(true);
+    EXPECT_TRUE(on_disk(10));
+    EXPECT_TRUE(on_disk(2 * kBlockClusters + 3));
+    EXPECT_EQ(core_->stats().durable_clusters, 2U);
+}
+
+TEST_F(SyncTest, SyncBlocksListsExactlyTouchedBlocks) {
+    store(kBlockClusters - 4, 8); /* one fetch across blocks 0 and 1 */
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_EQ(sync_blocks(), (std::vector<uint64_t>{0, 1}));
+    EXPECT_EQ(core_->sync_block_count(), 2U);
+    std::array<uint64_t, 1> one{};
+    EXPECT_EQ(core_->sync_blocks(one), 1U);
+    EXPECT_EQ(one[0], 0U);
+    core_->sync_end(true);
+    EXPECT_EQ(core_->sync_block_count(), 0U);
+}
+
+TEST_F(SyncTest, EndWithoutBeginIsHarmless) {
+    store(1);
+    core_->sync_end(true);
+    EXPECT_TRUE(core_->sync_needed());
+    EXPECT_FALSE(on_disk(1));
+}
+
+TEST_F(SyncTest, RandomStoresAndSyncsKeepDurableViewSafe) {
+    /* Model: each cluster is absent, pending, syncing or durable. */
+    enum { kAbsent, kPending, kSyncing, kDurable };
+    std::mt19937_64 rng(7);
+    std::vector<int> model(g_.cluster_count, kAbsent);
+    uint64_t pending = 0;
+    uint64_t durable = 0;
+    bool running = false;
+    for (int step = 0; step < 3000 && !HasFailure(); step++) {
+        const uint64_t r = rng() % 10;
+        if (r < 6) {
+            const uint64_t c = rng() % g_.cluster_count;
+            if (model[c] == kAbsent) {
+                store(c);
+                model[c] = kPending;
+                pending++;
+            }
+        } else if (r < 8 && !running) {
+            const bool any = pending > 0;
+            ASSERT_EQ(core_->sync_begin(), any);
+            if (any) {
+                std::set<uint64_t> expect;
+                for (uint64_t c = 0; c < model.size(); c++) {
+                    if (model[c] == kPending) {
+                        model[c] = kSyncing;
+                        expect.insert(c / kBlockClusters);
+                        pending--;
+                    }
+                }
+                const auto got = sync_blocks();
+                ASSERT_EQ(std::vector<uint64_t>(expect.begin(), expect.end()),
+                          got);
+                running = true;
+            }
+        } else if (running) {
+            const bool ok = rng() % 3 != 0;
+            core_->sync_end(ok);
+            for (int &s : model) {
+                if (s == kSyncing) {
+                    s = ok ? kDurable : kPending;
+                    (ok ? durable : pending)++;
+                }
+            }
+            running = false;
+        }
+        /* Check every block's durable view against the model. */
+        if (step % 100 == 0) {
+            for (uint64_t i = 0; i < g_.meta_blocks; i++) {
+                std::array<uint8_t, IC_META_BLOCK_SIZE> b{};
+                core_->encode_meta_block(i, b.data());
+                auto reader = Core::create(g_, 7, 4096);
+                ASSERT_EQ(reader->load_meta_block(i, b.data()), IC_META_OK);
+                for (uint64_t c = i * kBlockClusters;
+                     c < std::min(g_.cluster_count, (i + 1) * kBlockClusters);
+                     c++) {
+                    const bool visible =
+                        model[c] == kSyncing || model[c] == kDurable;
+                    ASSERT_EQ(reader->cluster_present(c), visible) << c;
+                }
+            }
+        }
+        ASSERT_EQ(core_->stats().durable_clusters, durable);
+        ASSERT_EQ(core_->sync_needed(), pending > 0);
+    }
+}
+
+} // namespace
