@@ -328,9 +328,10 @@ ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
         g_assert_not_reached();
     }
     if (ret == 0) {
+        const uint8_t *data = fetch->buf;
+
         qemu_iovec_from_buf(qiov, qiov_offset,
-                            (uint8_t *)fetch->buf + (seg->offset - fetch->offset),
-                            seg->bytes);
+                            data + (seg->offset - fetch->offset), seg->bytes);
     }
     ic_fetch_unref(fetch);
     return ret;
@@ -487,8 +488,8 @@ ic_base_fingerprint(BlockDriverState *bs, uint64_t base_size,
     g_checksum_update(sum, (const guchar *)"intellicache-fingerprint-1", 26);
     g_checksum_update(sum, (const guchar *)&size_le, sizeof(size_le));
     for (int i = 0; i < IC_FINGERPRINT_SAMPLES; i++) {
-        uint64_t off = QEMU_ALIGN_DOWN(base_size / (IC_FINGERPRINT_SAMPLES - 1) *
-                                       i, IC_FINGERPRINT_SAMPLE_SIZE);
+        uint64_t step = base_size / (IC_FINGERPRINT_SAMPLES - 1);
+        uint64_t off = QEMU_ALIGN_DOWN(step * i, IC_FINGERPRINT_SAMPLE_SIZE);
         uint64_t len;
 
         off = MIN(off, QEMU_ALIGN_DOWN(base_size - 1,
