@@ -428,7 +428,8 @@ class StorageDaemon(Server):
 
     @property
     def uri(self):
-        return nbd_uri(self.socket)
+        # QEMU names an NBD export after its node unless told otherwise.
+        return nbd_uri(self.socket, self.node)
 
     def start(self, timeout=60):
         for p in (self.socket, self.qmp_path):
@@ -477,8 +478,8 @@ class StorageDaemon(Server):
 # Data and clients
 
 
-def nbd_uri(socket_path):
-    return f"nbd+unix:///?socket={socket_path}"
+def nbd_uri(socket_path, export=""):
+    return f"nbd+unix:///{export}?socket={socket_path}"
 
 
 def make_base_image(path, size, seed):
@@ -541,24 +542,22 @@ def nbd_read_all(uri, timeout=300):
     includes hashing (well above 1 GiB/s, not the limit for these reads).
     """
     start = time.monotonic()
-    proc = subprocess.Popen(["nbdcopy", uri, "-"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
     digest = hashlib.sha256()
     nbytes = 0
-    # A watchdog bounds the whole read: killing nbdcopy ends the loop below.
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        for chunk in iter(lambda: proc.stdout.read(MiB), b""):
-            digest.update(chunk)
-            nbytes += len(chunk)
-        err = proc.stderr.read().decode(errors="replace")
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with subprocess.Popen(["nbdcopy", uri, "-"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        # A watchdog bounds the whole read: killing nbdcopy ends the loop.
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
+        try:
+            for chunk in iter(lambda: proc.stdout.read(MiB), b""):
+                digest.update(chunk)
+                nbytes += len(chunk)
+            err = proc.stderr.read().decode(errors="replace")
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         raise HarnessError(f"nbdcopy {uri} failed with status {proc.returncode} "
@@ -566,12 +565,20 @@ def nbd_read_all(uri, timeout=300):
     return ReadResult(digest.hexdigest(), nbytes, seconds)
 
 
+class NbdError(HarnessError):
+    """The NBD server answered a request with an error (NBD errno value)."""
+
+    def __init__(self, message, errno):
+        super().__init__(message)
+        self.errno = errno
+
+
 class NbdClient:
     """A minimal NBD client (fixed newstyle, NBD_OPT_EXPORT_NAME, simple
     replies) for reads at arbitrary byte offsets, which nbdcopy and fio
     cannot do.  One request at a time."""
 
-    def __init__(self, socket_path, timeout=60):
+    def __init__(self, socket_path, export="", timeout=60):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(str(socket_path))
@@ -581,8 +588,11 @@ class NbdClient:
         no_zeroes = server_flags & 2
         # Client flags: FIXED_NEWSTYLE, and NO_ZEROES if offered.
         self.sock.sendall((1 | no_zeroes).to_bytes(4, "big"))
-        # NBD_OPT_EXPORT_NAME (1) with the default (empty) export name.
-        self.sock.sendall(b"IHAVEOPT" + (1).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+        # NBD_OPT_EXPORT_NAME (1): the server answers with the export's size
+        # and flags, or closes the connection if there is no such export.
+        name = export.encode()
+        self.sock.sendall(b"IHAVEOPT" + (1).to_bytes(4, "big")
+                          + len(name).to_bytes(4, "big") + name)
         self.size = int.from_bytes(self._recv(8), "big")
         self._recv(2 if no_zeroes else 2 + 124)
         self.handle = 0
@@ -608,7 +618,7 @@ class NbdClient:
         if int.from_bytes(reply[8:16], "big") != self.handle:
             raise HarnessError("NBD reply for an unknown handle")
         if error:
-            raise HarnessError(f"NBD read at {offset}+{length}: error {error}")
+            raise NbdError(f"NBD read at {offset}+{length}: error {error}", error)
         return self._recv(length)
 
     def close(self):

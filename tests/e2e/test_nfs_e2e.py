@@ -154,6 +154,8 @@ class NfsE2E(h.DaemonTestCase):
             h.wait_until(lambda: d.stats()["cached-clusters"] >= CLUSTERS // 4
                          or reader.done(), 60, "a quarter of the clusters cached",
                          interval=0.01)
+            # Durable clusters survive a crash: those counted now at least.
+            durable = d.stats()["durable-clusters"]
             d.kill9()
             # The reader fails when the server dies (or finished just before).
             try:
@@ -161,6 +163,7 @@ class NfsE2E(h.DaemonTestCase):
             except h.HarnessError:
                 pass
         d2 = self.start_daemon(self.base(), cache, tag="after-crash")
+        self.assertGreaterEqual(d2.stats()["cached-clusters"], durable)
         self.assert_read_matches(d2, self.base_sha, "read after crash")
         st = self.wait_all_cached(d2)
         # Whatever survived is served as hits, the rest fetched once more.
@@ -172,6 +175,22 @@ class NfsE2E(h.DaemonTestCase):
         self.assert_read_matches(d3, self.base_sha, "warm read after crash")
         self.assertEqual(d3.stats()["fetched-bytes"], 0)
         self.stop_clean(d3)
+
+    def test_crash_keeps_durable_clusters(self):
+        """Once everything is durable, SIGKILL loses nothing."""
+        cache = self.new_cache()
+        d = self.start_daemon(self.base(), cache, tag="cold")
+        self.assert_read_matches(d, self.base_sha, "cold read")
+        # Metadata is synced in the background (about once a second).
+        h.wait_until(lambda: d.stats()["durable-clusters"] == CLUSTERS, 30,
+                     "all clusters durable", interval=0.1)
+        d.kill9()
+        d2 = self.start_daemon(self.base(), cache, tag="after-crash")
+        self.assertEqual(d2.stats()["cached-clusters"], CLUSTERS)
+        self.assert_read_matches(d2, self.base_sha, "read after crash")
+        st = d2.stats()
+        self.assertEqual(st["fetched-bytes"], 0, st)
+        self.stop_clean(d2)
 
 
 if __name__ == "__main__":
