@@ -21,8 +21,8 @@ std::unique_ptr<Core> Core::create(const IcGeometry &g, std::uint64_t instance,
         return nullptr;
     }
     /* Whole clusters, at least one, and never beyond the format's limit. */
-    const std::uint64_t bytes =
-        std::min<std::uint64_t>(max_fetch_bytes, IC_MAX_FETCH_LIMIT);
+    const std::uint64_t bytes = std::min(
+        max_fetch_bytes, static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT));
     const std::uint64_t clusters =
         std::max<std::uint64_t>(1, bytes / geometry->cluster_size());
     return std::unique_ptr<Core>(new Core(*geometry, instance, clusters));
@@ -64,7 +64,7 @@ void Core::encode_meta_block(std::uint64_t index, std::uint8_t *out) const {
     for (std::size_t w = 0; w < words.size(); w++) {
         words[w] = present_.word(first_word + w);
     }
-    persistence_.exclude_pending(index * IC_META_BLOCK_CLUSTERS, words);
+    persistence_.exclude_pending(index * kMetaBlockClusters, words);
     MetaBlockCodec::encode(index, instance_, words, out);
 }
 

@@ -19,7 +19,7 @@ namespace {
  * clusters) so cluster I/O in the cache file is aligned for O_DIRECT and
  * for the host file system's extents.
  */
-constexpr std::uint64_t kDataAlignment = 1024 * 1024;
+constexpr std::uint64_t kDataAlignment = std::uint64_t{1} << 20;
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t alignment) {
     return (v + alignment - 1) / alignment * alignment;
@@ -63,7 +63,7 @@ std::optional<Geometry> Geometry::compute(std::uint64_t base_size,
     g.cluster_size = cluster_size;
     g.cluster_count = div_round_up(base_size, cluster_size);
     g.meta_offset = IC_HEADER_SIZE;
-    g.meta_blocks = div_round_up(g.cluster_count, IC_META_BLOCK_CLUSTERS);
+    g.meta_blocks = div_round_up(g.cluster_count, kMetaBlockClusters);
     g.data_offset =
         align_up(g.meta_offset + g.meta_blocks * IC_META_BLOCK_SIZE,
                  std::max<std::uint64_t>(cluster_size, kDataAlignment));

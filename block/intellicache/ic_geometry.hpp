@@ -18,6 +18,11 @@ namespace intellicache {
 
 class WhyBuffer;
 
+/* Clusters per metadata block, as a 64-bit value (the C macro is an int
+ * expression, and block arithmetic must not be done in int). */
+constexpr std::uint64_t kMetaBlockClusters =
+    static_cast<std::uint64_t>(IC_META_BLOCK_CLUSTERS);
+
 /*
  * A validated IcGeometry plus the cluster arithmetic everybody needs.
  * Cluster sizes are powers of two, so offsets convert with shifts.

@@ -6,7 +6,7 @@
 
 #include "ic_persistence.hpp"
 
-#include "intellicache-core.h"
+#include "ic_geometry.hpp"
 
 #include <algorithm>
 
@@ -33,9 +33,9 @@ bool Persistence::sync_begin() {
 
     blocks_.clear();
     for (const Range &r : syncing_) {
-        const std::uint64_t first_block = r.first / IC_META_BLOCK_CLUSTERS;
+        const std::uint64_t first_block = r.first / kMetaBlockClusters;
         const std::uint64_t last_block =
-            (r.first + r.count - 1) / IC_META_BLOCK_CLUSTERS;
+            (r.first + r.count - 1) / kMetaBlockClusters;
         for (std::uint64_t b = first_block; b <= last_block; b++) {
             blocks_.push_back(b);
         }

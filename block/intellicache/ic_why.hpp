@@ -18,7 +18,8 @@ namespace intellicache {
  */
 class WhyBuffer {
 public:
-    WhyBuffer(char *buf, std::size_t len) : buf_(buf), len_(buf ? len : 0) {
+    WhyBuffer(char *buf, std::size_t len)
+        : buf_(buf), len_(buf != nullptr ? len : 0) {
         if (len_ != 0) {
             buf_[0] = '\0';
         }
