@@ -136,8 +136,8 @@ class Demo:
     def report(self, rows, fio_rows):
         print()
         print(f"intellicache demo: {self.size / h.MiB:.0f} MiB base image on NFS "
-              "(nfs-ganesha on 127.0.0.1), through qemu-storage-daemon + intellicache,")
-        print("exported over NBD, read whole by nbdcopy")
+              "(nfs-ganesha, 127.0.0.1),")
+        print("read whole by nbdcopy through qemu-storage-daemon + intellicache over NBD")
         print()
         print(f"  {'':22} {'seconds':>8} {'MiB/s':>8} {'fetched from base':>18} "
               f"{'hit ratio':>10}  checksum")

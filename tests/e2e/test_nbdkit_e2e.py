@@ -126,6 +126,37 @@ class NbdkitE2E(h.DaemonTestCase):
                 self.assertEqual(st["fetched-bytes"], 0, st)
             self.stop_clean(d)
 
+    def test_cluster_sizes(self):
+        """Smallest and largest cluster sizes, each with a partial last
+        cluster; a restart with another cluster size resets the cache."""
+        nk = self.start_nbdkit("base")
+        for cs in (4096, 2 * h.MiB):
+            with self.subTest(cluster_size=cs):
+                cache = self.new_cache(f"cache-{cs}.img")
+                d = self.start_daemon(h.nbd_base(nk.socket), cache, tag=f"cold-{cs}",
+                                      **{"cluster-size": cs, "max-fetch": 2 * h.MiB})
+                self.assertEqual(d.stats()["cluster-count"], -(-BASE_SIZE // cs))
+                self.assertEqual(h.nbd_read_all(d.uri).sha256, self.base_sha)
+                st = self.wait_all_cached(d)
+                self.assertEqual(st["fetched-bytes"], BASE_SIZE, st)
+                self.stop_clean(d)
+
+                d = self.start_daemon(h.nbd_base(nk.socket), cache, tag=f"warm-{cs}")
+                st = d.stats()
+                self.assertEqual(st["cluster-size"], cs, "cluster size not kept")
+                self.assertEqual(st["cached-clusters"], st["cluster-count"], st)
+                self.assertEqual(h.nbd_read_all(d.uri).sha256, self.base_sha)
+                self.assertEqual(d.stats()["fetched-bytes"], 0)
+                self.stop_clean(d)
+
+                other = 65536 if cs != 65536 else 4096
+                d = self.start_daemon(h.nbd_base(nk.socket), cache, tag=f"other-{cs}",
+                                      **{"cluster-size": other})
+                st = d.stats()
+                self.assertEqual((st["cluster-size"], st["cached-clusters"]), (other, 0), st)
+                self.assertEqual(h.nbd_read_all(d.uri).sha256, self.base_sha)
+                self.stop_clean(d)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
