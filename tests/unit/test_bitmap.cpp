@@ -114,6 +114,13 @@ TEST(Bitmap, MergeWordDropsBitsBeyondSize) {
     EXPECT_EQ(b.count(), 8U);
 }
 
+TEST(Bitmap, OneBitPerCluster) {
+    /* 1 TiB at 64 KiB clusters: 16 Mi clusters in 2 MiB of words. */
+    const ClusterBitmap b(uint64_t{1} << 24);
+    EXPECT_EQ(b.word_count() * sizeof(uint64_t), size_t{2} << 20);
+    EXPECT_EQ(b.run_length(0, false, UINT64_MAX), uint64_t{1} << 24);
+}
+
 TEST(Bitmap, RandomAgainstModel) {
     std::mt19937_64 rng(12345);
     const uint64_t n = 1000;

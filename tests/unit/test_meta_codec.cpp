@@ -17,6 +17,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 #include <zlib.h>
@@ -191,6 +192,53 @@ TEST(HeaderCodec, TruncatedBuffers) {
         EXPECT_EQ(r.status, IC_HEADER_TRUNCATED) << "length " << len;
         EXPECT_NE(r.why.find(std::to_string(len)), std::string::npos) << r.why;
     }
+}
+
+TEST(HeaderCodec, NeverReadsPastBufLen) {
+    /* Exactly sized heap copies, so a sanitizer build catches any read
+     * beyond buf_len; every length from 0 to a full header. */
+    const IcHeaderInfo h = sample_info();
+    const auto good = encoded(h);
+    for (size_t len = 0; len <= IC_HEADER_SIZE; len++) {
+        const std::vector<uint8_t> buf(good.begin(),
+                                       good.begin() + static_cast<long>(len));
+        IcHeaderInfo found;
+        const IcHeaderStatus st = ic_header_check(
+            buf.data(), buf.size(), full_size(), &h, &found, nullptr, 0);
+        if (len == 0) {
+            EXPECT_EQ(st, IC_HEADER_EMPTY);
+        } else if (len < IC_HEADER_SIZE) {
+            ASSERT_EQ(st, IC_HEADER_TRUNCATED) << len;
+        } else {
+            EXPECT_EQ(st, IC_HEADER_OK);
+        }
+    }
+}
+
+TEST(HeaderCodec, RandomFieldsWithValidCrcNeverPass) {
+    /* Hostile but well-sealed headers: random values in the fields.  Any
+     * status is fine except OK with an inconsistent layout; no crash. */
+    const IcHeaderInfo h = sample_info();
+    std::mt19937_64 rng(99);
+    int ok = 0;
+    for (int round = 0; round < 20000; round++) {
+        auto buf = encoded(h);
+        const size_t field = 8 + (rng() % 12) * 8; /* a field in [8, 104) */
+        const int width = 1 + static_cast<int>(rng() % 8);
+        for (int i = 0; i < width && field + i < HeaderCodec::kCrcOffset; i++) {
+            buf[field + i] = static_cast<uint8_t>(rng());
+        }
+        reseal(buf);
+        const CheckResult r = check(buf, rng(), h);
+        if (r.status == IC_HEADER_OK) {
+            ok++;
+            /* Only possible if the random bytes changed nothing that
+             * matters (e.g. rewrote a field with its own value). */
+            EXPECT_EQ(r.found.base_size, h.base_size);
+            EXPECT_EQ(r.found.cluster_size, h.cluster_size);
+        }
+    }
+    EXPECT_LT(ok, 20000 / 10);
 }
 
 TEST(HeaderCodec, LongerBufferUsesOnlyTheHeader) {
