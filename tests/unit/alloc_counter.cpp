@@ -1,0 +1,44 @@
+/*
+ * Counting replacement of the global operator new (see alloc_counter.hpp).
+ * In its own translation unit so the compiler never sees a new/free pair
+ * inlined together (which it would flag as mismatched).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "alloc_counter.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<std::uint64_t> g_allocations{0};
+}
+
+std::uint64_t unit::allocation_count() {
+    return g_allocations.load();
+}
+
+void *operator new(std::size_t size) {
+    g_allocations++;
+    if (void *p = std::malloc(size != 0 ? size : 1)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+void *operator new[](std::size_t size) {
+    return ::operator new(size);
+}
+void operator delete(void *p) noexcept {
+    std::free(p);
+}
+void operator delete[](void *p) noexcept {
+    std::free(p);
+}
+void operator delete(void *p, std::size_t /*size*/) noexcept {
+    std::free(p);
+}
+void operator delete[](void *p, std::size_t /*size*/) noexcept {
+    std::free(p);
+}
