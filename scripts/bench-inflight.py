@@ -112,7 +112,7 @@ def main():
                ("max-inflight=16", {"max-inflight": 16}),
                ("max-inflight=1", {"max-inflight": 1})]
     print(f"bench-inflight: 4 KiB random reads, QD{args.iodepth}, {args.runtime} s each, "
-          f"base {args.size} with {args.delay} read latency, cold cache")
+          f"base: nbdkit {args.plugin} {args.size}, {args.delay} per read; cold cache")
     results = {}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ic-bench-inflight-") as workdir:
@@ -142,7 +142,8 @@ def main():
     out.write_text(json.dumps({
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "parameters": {"bs": 4096, "iodepth": args.iodepth, "runtime_s": args.runtime,
-                       "base_size": args.size, "base_read_delay": args.delay,
+                       "base_plugin": args.plugin, "base_size": args.size,
+                       "base_read_delay": args.delay,
                        "seed": args.seed, "min_ratio": args.min_ratio,
                        "min_cold_share": MIN_COLD_SHARE},
         "results": results,
