@@ -5,6 +5,23 @@
  * ones the core can raise are allocation failures, so every entry point
  * runs its body through no_throw(), which turns them into std::terminate().
  *
+ * Behaviour the header leaves open, decided here:
+ *  - @why buffers are set to "" on success, so they always hold a string.
+ *  - ic_header_encode(): version 0 means IC_FORMAT_VERSION.
+ *  - ic_header_check(): @expected NULL skips the cluster size, base size
+ *    and fingerprint comparisons; @found is zeroed, then filled as soon as
+ *    the checksum is good (so it is valid for VERSION, CORRUPT layouts and
+ *    every mismatch status).
+ *  - ic_core_new(): max_fetch_bytes is also capped at IC_MAX_FETCH_LIMIT.
+ *  - ic_core_plan(): a request reaching past the base is clamped to it;
+ *    stats.read_requests counts calls (a read planned in several calls
+ *    because max_segs was reached counts several times).
+ *  - Unknown fetch ids, fetch_done() on a fetch that is not pending, and
+ *    sync_end() without a running sync are ignored.
+ *  - ic_core_sync_begin() also returns false while a sync is running.
+ *  - Out-of-range metadata block indexes load as DAMAGED and encode as an
+ *    all-zero block.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 

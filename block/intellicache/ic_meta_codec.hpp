@@ -57,6 +57,13 @@ public:
 
     /* @h->version 0 means IC_FORMAT_VERSION. */
     static void encode(const IcHeaderInfo &h, std::uint8_t *out);
+    /*
+     * ic_header_check().  Checks run in this order, the first failure
+     * wins: all zeros (EMPTY), magic (FOREIGN), buffer length (TRUNCATED),
+     * checksum (CORRUPT), version (VERSION), fixed fields and layout
+     * (CORRUPT), then against @expected (skipped if NULL): cluster size,
+     * base size, fingerprint; finally the file length (TRUNCATED).
+     */
     static IcHeaderStatus check(const std::uint8_t *buf, std::size_t buf_len,
                                 std::uint64_t file_size,
                                 const IcHeaderInfo *expected,
