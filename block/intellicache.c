@@ -366,10 +366,8 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     IcFetch *fetches[IC_PLAN_SEGMENTS];
     int ret = 0;
 
-    if (offset + bytes > g->base_size) {
-        /* The base shrank under us; never read past what we cache. */
-        return -EIO;
-    }
+    /* The block layer keeps reads within ic_co_getlength(). */
+    assert(offset + bytes <= g->base_size);
 
     while (bytes > 0 && ret == 0) {
         size_t n = ic_core_plan(s->core, offset, bytes, segs, IC_PLAN_SEGMENTS);
@@ -431,9 +429,15 @@ ic_co_pwritev_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return -EROFS;
 }
 
+/*
+ * The size of the base when the node was opened: the cache maps exactly
+ * that many bytes, so the node keeps that size even if the base changes.
+ */
 static int64_t coroutine_fn GRAPH_RDLOCK ic_co_getlength(BlockDriverState *bs)
 {
-    return bdrv_co_getlength(bs->file->bs);
+    BDRVIntellicacheState *s = bs->opaque;
+
+    return ic_core_geometry(s->core)->base_size;
 }
 
 static void GRAPH_RDLOCK
