@@ -55,6 +55,21 @@
 /* Metadata blocks read or written with one request. */
 #define IC_META_BATCH 64
 
+/*
+ * Writes into the cache in flight at once.  Storing happens behind the
+ * replies, so only throughput matters; a few writers keep the local disk
+ * busy without making buffered writes to one file fight over its inode
+ * lock, which costs more CPU than the copies themselves.
+ */
+#define IC_STORE_PARALLEL 2
+
+/*
+ * Fetched data waiting to be stored, at most.  Beyond it, fetched data is
+ * not stored (the clusters stay absent): a slow cache disk must neither
+ * slow down readers nor let memory grow without bound.
+ */
+#define IC_STORE_BACKLOG (64 * MiB)
+
 /* A read of the base issued for a run of missing clusters. */
 typedef struct IcFetch {
     IcFetchId id;
@@ -76,6 +91,9 @@ typedef struct BDRVIntellicacheState {
     CoQueue inflight_queue;     /* fetches waiting for a slot */
 
     bool caching;               /* false after a cache write error */
+    uint32_t stores;            /* cache writes in flight */
+    CoQueue store_queue;        /* stores waiting for a writer */
+    uint64_t store_backlog;     /* bytes fetched and not yet stored */
 
     QEMUTimer *sync_timer;
     CoMutex sync_lock;
@@ -248,8 +266,15 @@ static void coroutine_fn ic_store_entry(void *opaque)
 
     g_free(t);
     bdrv_graph_co_rdlock();
+    while (s->stores >= IC_STORE_PARALLEL) {
+        qemu_co_queue_wait(&s->store_queue, NULL);
+    }
+    s->stores++;
     ret = bdrv_co_pwrite(s->cache, g->data_offset + f->offset, f->bytes,
                          f->buf, 0);
+    s->stores--;
+    qemu_co_queue_next(&s->store_queue);
+    s->store_backlog -= f->bytes;
     ic_core_fetch_stored(s->core, f->id, ret == 0);
     if (ret == 0) {
         ic_co_schedule_sync(bs);
@@ -288,19 +313,23 @@ ic_co_fetch(BlockDriverState *bs, IcFetch *f)
     ic_core_fetch_done(s->core, f->id, ret == 0);
     f->ret = ret;
     qemu_co_queue_restart_all(&f->waiters);
-    if (ret == 0 && s->caching) {
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->caching && s->store_backlog + f->bytes <= IC_STORE_BACKLOG) {
         IcStoreTask *t = g_new(IcStoreTask, 1);
         Coroutine *co = qemu_coroutine_create(ic_store_entry, t);
 
         t->bs = bs;
         t->fetch = f;
         f->refcnt++;
+        s->store_backlog += f->bytes;
         bdrv_inc_in_flight(bs);
         aio_co_enter(bdrv_get_aio_context(bs), co);
-    } else if (ret == 0) {
-        ic_core_fetch_stored(s->core, f->id, false);
+    } else {
+        ic_core_fetch_dropped(s->core, f->id);
     }
-    return ret;
+    return 0;
 }
 
 /* Serve one planned segment of a read into @qiov at @qiov_offset. */
@@ -823,6 +852,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     s->max_inflight = max_inflight;
     s->caching = true;
     qemu_co_queue_init(&s->inflight_queue);
+    qemu_co_queue_init(&s->store_queue);
     qemu_co_mutex_init(&s->sync_lock);
 
     GRAPH_RDLOCK_GUARD_MAINLOOP();
@@ -940,6 +970,7 @@ ic_get_specific_info(BlockDriverState *bs, Error **errp)
         .fetch_errors = st.fetch_errors,
         .stored_bytes = st.stored_bytes,
         .store_errors = st.store_errors,
+        .store_skipped = st.store_skipped,
         .caching = s->caching,
     };
     spec->type = IMAGE_INFO_SPECIFIC_KIND_INTELLICACHE;

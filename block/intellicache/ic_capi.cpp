@@ -137,6 +137,10 @@ void ic_core_fetch_stored(IcCore *core, IcFetchId id, bool ok) {
     no_throw([&] { core->core->fetch_stored(id, ok); });
 }
 
+void ic_core_fetch_dropped(IcCore *core, IcFetchId id) {
+    no_throw([&] { core->core->fetch_dropped(id); });
+}
+
 bool ic_core_sync_begin(IcCore *core) {
     return no_throw([&] { return core->core->sync_begin(); });
 }

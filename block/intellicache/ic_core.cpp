@@ -127,6 +127,14 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
     inflight_.remove(id);
 }
 
+void Core::fetch_dropped(IcFetchId id) {
+    if (inflight_.find(id) == nullptr) {
+        return;
+    }
+    stats_.store_skipped++;
+    inflight_.remove(id);
+}
+
 std::size_t Core::sync_blocks(std::span<std::uint64_t> out) const {
     const auto blocks = persistence_.sync_blocks();
     const std::size_t n = std::min(out.size(), blocks.size());

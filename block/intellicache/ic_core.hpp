@@ -46,6 +46,7 @@ public:
     void fetch_set_opaque(IcFetchId id, void *opaque);
     void fetch_done(IcFetchId id, bool ok);
     void fetch_stored(IcFetchId id, bool ok);
+    void fetch_dropped(IcFetchId id);
 
     bool sync_begin() { return persistence_.sync_begin(); }
     std::size_t sync_blocks(std::span<std::uint64_t> out) const;

@@ -205,6 +205,13 @@ void ic_core_fetch_done(IcCore *core, IcFetchId id, bool ok);
  */
 void ic_core_fetch_stored(IcCore *core, IcFetchId id, bool ok);
 
+/*
+ * The data of fetch @id is deliberately not stored (caching stopped, or the
+ * glue's backlog of stores is full): its clusters become absent again and
+ * the fetch is forgotten, counted as store_skipped, not as an error.
+ */
+void ic_core_fetch_dropped(IcCore *core, IcFetchId id);
+
 /* ---- Durability of the presence bitmap ---- */
 
 /*
@@ -242,6 +249,7 @@ typedef struct IcStats {
     uint64_t fetch_errors;   /* fetches that failed */
     uint64_t stored_bytes;   /* bytes written into the cache */
     uint64_t store_errors;   /* cache writes that failed */
+    uint64_t store_skipped;  /* fetches deliberately not stored */
     uint64_t cached_clusters;  /* clusters present now */
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */

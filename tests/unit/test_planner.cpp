@@ -291,6 +291,27 @@ TEST_F(PlannerTest, FailedStoreLeavesClustersAbsent) {
     EXPECT_EQ(again[0].kind, IC_SEG_FETCH);
 }
 
+TEST_F(PlannerTest, DroppedFetchIsSkippedNotAnError) {
+    make(16 * kMiB);
+    const auto first = plan(0, 2 * kCs);
+    ASSERT_EQ(first.size(), 1U);
+    core_->fetch_done(first[0].fetch, true);
+    core_->fetch_dropped(first[0].fetch);
+    EXPECT_FALSE(core_->cluster_present(0));
+    EXPECT_FALSE(core_->cluster_present(1));
+    EXPECT_EQ(stats().store_skipped, 1U);
+    EXPECT_EQ(stats().store_errors, 0U);
+    EXPECT_EQ(stats().stored_bytes, 0U);
+    EXPECT_EQ(stats().inflight_fetches, 0U);
+    EXPECT_FALSE(core_->sync_needed());
+    /* Dropping an unknown or forgotten fetch changes nothing. */
+    core_->fetch_dropped(first[0].fetch);
+    EXPECT_EQ(stats().store_skipped, 1U);
+    const auto again = plan(0, kCs);
+    ASSERT_EQ(again.size(), 1U);
+    EXPECT_EQ(again[0].kind, IC_SEG_FETCH);
+}
+
 TEST_F(PlannerTest, LastPartialClusterFetchIsClamped) {
     const uint64_t base = 3 * kCs + 100;
     make(base);
