@@ -75,7 +75,8 @@ def measure(args, workdir, name, ic_options):
                       filters=["delay"], filter_args={"delay-read": args.delay},
                       tag="base") as nk:
             nk.start()
-            with h.StorageDaemon(d, h.nbd_base(nk.socket), cache, ic_options) as qsd:
+            with h.StorageDaemon(d, h.nbd_base(nk.socket), cache, ic_options,
+                                 cache_options=h.CACHE_DIRECT) as qsd:
                 t = time.monotonic()
                 qsd.start()
                 result = {"start_s": time.monotonic() - t}

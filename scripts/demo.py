@@ -53,7 +53,7 @@ class Demo:
 
     def daemon(self, cache, tag):
         return h.StorageDaemon(self.dir, h.nfs_base(self.ganesha, "base.img"), cache,
-                               tag=tag)
+                               tag=tag, cache_options=h.CACHE_DIRECT)
 
     def stop(self, d, what):
         status, killed = d.stop()
