@@ -102,8 +102,7 @@ void ic_header_encode(const IcHeaderInfo *h, uint8_t *out);
  * @why:          a one-line human-readable reason for any status but OK.
  */
 IcHeaderStatus ic_header_check(const uint8_t *buf, size_t buf_len,
-                               uint64_t file_size,
-                               const IcHeaderInfo *expected,
+                               uint64_t file_size, const IcHeaderInfo *expected,
                                IcHeaderInfo *found, char *why, size_t why_len);
 
 typedef struct IcCore IcCore;
@@ -126,10 +125,10 @@ const IcGeometry *ic_core_geometry(const IcCore *core);
 #define IC_META_BLOCK_CLUSTERS ((IC_META_BLOCK_SIZE - IC_META_BLOCK_HEADER) * 8)
 
 typedef enum IcMetaStatus {
-    IC_META_OK = 0,    /* valid: its bits were loaded */
-    IC_META_EMPTY,     /* all zeros (never written): nothing loaded */
-    IC_META_STALE,     /* valid block of an earlier format: ignored */
-    IC_META_DAMAGED,   /* checksum/field mismatch: ignored */
+    IC_META_OK = 0,  /* valid: its bits were loaded */
+    IC_META_EMPTY,   /* all zeros (never written): nothing loaded */
+    IC_META_STALE,   /* valid block of an earlier format: ignored */
+    IC_META_DAMAGED, /* checksum/field mismatch: ignored */
 } IcMetaStatus;
 
 /*
@@ -240,16 +239,16 @@ bool ic_core_sync_needed(const IcCore *core);
 /* ---- Statistics ---- */
 
 typedef struct IcStats {
-    uint64_t read_requests;  /* planned guest reads */
-    uint64_t hit_bytes;      /* guest bytes served from the cache */
-    uint64_t miss_bytes;     /* guest bytes served by new fetches */
-    uint64_t wait_bytes;     /* guest bytes served by joining a fetch */
-    uint64_t fetches;        /* base reads issued */
-    uint64_t fetched_bytes;  /* bytes read from the base by fetches */
-    uint64_t fetch_errors;   /* fetches that failed */
-    uint64_t stored_bytes;   /* bytes written into the cache */
-    uint64_t store_errors;   /* cache writes that failed */
-    uint64_t store_skipped;  /* fetches deliberately not stored */
+    uint64_t read_requests;    /* planned guest reads */
+    uint64_t hit_bytes;        /* guest bytes served from the cache */
+    uint64_t miss_bytes;       /* guest bytes served by new fetches */
+    uint64_t wait_bytes;       /* guest bytes served by joining a fetch */
+    uint64_t fetches;          /* base reads issued */
+    uint64_t fetched_bytes;    /* bytes read from the base by fetches */
+    uint64_t fetch_errors;     /* fetches that failed */
+    uint64_t stored_bytes;     /* bytes written into the cache */
+    uint64_t store_errors;     /* cache writes that failed */
+    uint64_t store_skipped;    /* fetches deliberately not stored */
     uint64_t cached_clusters;  /* clusters present now */
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */
