@@ -33,11 +33,12 @@ passed=$((passed + ${ok:-0}))
 failed=$((failed + ${bad:-0}))
 [ $rc -ne 0 ] && [ "${bad:-0}" -eq 0 ] && failed=$((failed + 1))
 
-# iotests: check prints one line per test, "<name> pass ..." or "... fail"
+# iotests: check prints one line per test with its result, "pass", "fail"
+# or "not run", followed by its times in brackets
 suite iotests scripts/run-iotests.sh
 rc=$?
-ok=$(grep -cE '^[^ ]+ +pass( |$)' "$log/iotests")
-bad=$(grep -cE '^[^ ]+ +fail( |$)' "$log/iotests")
+ok=$(grep -cE '[[:space:]]pass[[:space:]]+\[' "$log/iotests")
+bad=$(grep -cE '[[:space:]]fail[[:space:]]+\[' "$log/iotests")
 passed=$((passed + ok))
 failed=$((failed + bad))
 [ $rc -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))

@@ -1,0 +1,82 @@
+# Helpers shared by the intellicache iotests (not a test itself).
+#
+# Copyright (c) 2026 The intellicache authors
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+import hashlib
+import os
+import random
+
+import iotests
+from iotests import QemuStorageDaemon, qemu_io
+
+NBD_SOCK = os.path.join(iotests.sock_dir, 'ic-nbd.sock')
+
+
+def write_random(path, size, seed):
+    """A base image of @size bytes of reproducible random content."""
+    rng = random.Random(seed)
+    with open(path, 'wb') as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def sha256(path, size=None):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        data = f.read() if size is None else f.read(size)
+    h.update(data)
+    return h.hexdigest()
+
+
+def image_opts(base, cache, **opts):
+    """--image-opts string of an intellicache node over two file nodes."""
+    s = (f'driver=intellicache,file.driver=file,file.filename={base},'
+         f'cache-file.driver=file,cache-file.filename={cache}')
+    for k, v in opts.items():
+        s += f',{k.replace("_", "-")}={v}'
+    return s
+
+
+def empty_file(path):
+    with open(path, 'wb'):
+        pass
+    os.chmod(path, 0o600)
+
+
+class Daemon:
+    """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'."""
+
+    def __init__(self, base, cache, instance='a', **opts):
+        ic = ','.join([f'driver=intellicache,node-name=ic0,file=base0,'
+                       f'cache-file=cache0'] +
+                      [f'{k.replace("_", "-")}={v}' for k, v in opts.items()])
+        self.qsd = QemuStorageDaemon(
+            '--blockdev',
+            f'driver=file,node-name=base0,filename={base},read-only=on',
+            '--blockdev', f'driver=file,node-name=cache0,filename={cache}',
+            '--blockdev', ic,
+            '--nbd-server', f'addr.type=unix,addr.path={NBD_SOCK}',
+            '--export', 'type=nbd,id=e0,node-name=ic0',
+            instance_id=instance, qmp=True)
+
+    def stats(self):
+        for node in self.qsd.cmd('query-named-block-nodes', {'flat': True}):
+            if node['node-name'] == 'ic0':
+                return node['image']['format-specific']['data']
+        raise AssertionError('node ic0 not found')
+
+    def read(self, *commands):
+        """Run qemu-io commands against the NBD export."""
+        args = []
+        for c in commands:
+            args += ['-c', c]
+        return qemu_io('-r', '-f', 'raw', *args,
+                       f'nbd+unix:///ic0?socket={NBD_SOCK}')
+
+    def stop(self):
+        self.qsd.stop()
