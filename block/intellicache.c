@@ -70,8 +70,20 @@
  */
 #define IC_STORE_BACKLOG (64 * MiB)
 
+/*
+ * Buffers of the largest fetch size kept for reuse.  Sequential reads fetch
+ * max-fetch bytes at a time; allocating such a buffer anew for each fetch
+ * costs more in page faults and page clearing than the copies.  Smaller
+ * buffers come from malloc's heap and need no pool.  The pool is emptied
+ * when the node is idle.
+ */
+#define IC_BUF_POOL_SIZE 16
+
+typedef struct BDRVIntellicacheState BDRVIntellicacheState;
+
 /* A read of the base issued for a run of missing clusters. */
 typedef struct IcFetch {
+    BDRVIntellicacheState *s;
     IcFetchId id;
     uint64_t offset;    /* base offset */
     uint64_t bytes;
@@ -81,7 +93,7 @@ typedef struct IcFetch {
     CoQueue waiters;    /* readers waiting for the base read */
 } IcFetch;
 
-typedef struct BDRVIntellicacheState {
+struct BDRVIntellicacheState {
     BlockDriverState *bs;
     BdrvChild *cache;
     IcCore *core;
@@ -99,7 +111,11 @@ typedef struct BDRVIntellicacheState {
     CoMutex sync_lock;
     bool sync_error_reported;
     bool close_sync_done;
-} BDRVIntellicacheState;
+
+    uint64_t max_fetch;         /* bytes; the size of pooled buffers */
+    void *buf_pool[IC_BUF_POOL_SIZE];
+    unsigned buf_pool_len;
+};
 
 static QemuOptsList ic_runtime_opts = {
     .name = "intellicache",
@@ -129,10 +145,37 @@ static QemuOptsList ic_runtime_opts = {
     },
 };
 
+static void *ic_buf_get(BlockDriverState *bs, uint64_t bytes)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (bytes == s->max_fetch && s->buf_pool_len > 0) {
+        return s->buf_pool[--s->buf_pool_len];
+    }
+    return qemu_try_blockalign(bs, bytes);
+}
+
+static void ic_buf_put(BDRVIntellicacheState *s, void *buf, uint64_t bytes)
+{
+    if (buf && bytes == s->max_fetch && s->buf_pool_len < IC_BUF_POOL_SIZE) {
+        s->buf_pool[s->buf_pool_len++] = buf;
+    } else {
+        qemu_vfree(buf);
+    }
+}
+
+static void ic_buf_pool_empty(BDRVIntellicacheState *s)
+{
+    while (s->buf_pool_len > 0) {
+        qemu_vfree(s->buf_pool[--s->buf_pool_len]);
+    }
+}
+
 static IcFetch *ic_fetch_new(BlockDriverState *bs, const IcSegment *seg)
 {
     IcFetch *f = g_new0(IcFetch, 1);
 
+    f->s = bs->opaque;
     f->id = seg->fetch;
     f->offset = seg->fetch_offset;
     f->bytes = seg->fetch_bytes;
@@ -146,7 +189,7 @@ static void ic_fetch_unref(IcFetch *f)
 {
     assert(f->refcnt > 0);
     if (--f->refcnt == 0) {
-        qemu_vfree(f->buf);
+        ic_buf_put(f->s, f->buf, f->bytes);
         g_free(f);
     }
 }
@@ -228,10 +271,14 @@ ic_co_sync(BlockDriverState *bs, bool final)
 static void coroutine_fn ic_sync_entry(void *opaque)
 {
     BlockDriverState *bs = opaque;
+    BDRVIntellicacheState *s = bs->opaque;
 
     bdrv_graph_co_rdlock();
     ic_co_sync(bs, false);
     bdrv_graph_co_rdunlock();
+    if (s->inflight == 0 && s->store_backlog == 0) {
+        ic_buf_pool_empty(s); /* idle: give the memory back */
+    }
     bdrv_dec_in_flight(bs);
 }
 
@@ -301,7 +348,7 @@ ic_co_fetch(BlockDriverState *bs, IcFetch *f)
         qemu_co_queue_wait(&s->inflight_queue, NULL);
     }
     s->inflight++;
-    f->buf = qemu_try_blockalign(bs, f->bytes);
+    f->buf = ic_buf_get(bs, f->bytes);
     if (f->buf) {
         ret = bdrv_co_pread(bs->file, f->offset, f->bytes, f->buf, 0);
     } else {
@@ -720,6 +767,7 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
         want.version = IC_FORMAT_VERSION;
         want.instance = ((uint64_t)g_random_int() << 32) | g_random_int();
     }
+    s->max_fetch = max_fetch;
     s->core = ic_core_new(&g, want.instance, max_fetch);
     if (!s->core) {
         error_setg(errp, "Could not set up the cache state");
@@ -899,6 +947,7 @@ static void ic_close(BlockDriverState *bs)
     /* Drained by now: record what is still pending and flush it. */
     timer_free(s->sync_timer);
     s->sync_timer = NULL;
+    ic_buf_pool_empty(s);
     co = qemu_coroutine_create(ic_close_sync_entry, bs);
     bdrv_inc_in_flight(bs);
     aio_co_enter(bdrv_get_aio_context(bs), co);
