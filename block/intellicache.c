@@ -41,6 +41,10 @@
 #define IC_OPT_MAX_INFLIGHT "max-inflight"
 #define IC_OPT_MAX_FETCH "max-fetch"
 #define IC_OPT_BASE_FINGERPRINT "base-fingerprint"
+#define IC_OPT_READ_AHEAD "read-ahead"
+
+/* Largest read-ahead window. */
+#define IC_MAX_READ_AHEAD (256u * 1024 * 1024)
 
 /* How long stored clusters may wait before they are recorded durably. */
 #define IC_SYNC_INTERVAL_NS (1 * NANOSECONDS_PER_SECOND)
@@ -135,6 +139,11 @@ static QemuOptsList ic_runtime_opts = {
             .name = IC_OPT_MAX_FETCH,
             .type = QEMU_OPT_SIZE,
             .help = "largest fetch from the base in bytes",
+        },
+        {
+            .name = IC_OPT_READ_AHEAD,
+            .type = QEMU_OPT_SIZE,
+            .help = "bytes to read ahead of sequential readers (0: none)",
         },
         {
             .name = IC_OPT_BASE_FINGERPRINT,
@@ -337,17 +346,17 @@ static void coroutine_fn ic_store_entry(void *opaque)
     bdrv_dec_in_flight(bs);
 }
 
-/* Read the base for fetch @f, bounded by max-inflight. */
+/*
+ * Read the base for fetch @f, in one of the max-inflight slots, which the
+ * caller has taken (s->inflight counts it).  Waiters get the data as soon
+ * as it arrives; storing it into the cache is started behind them.
+ */
 static int coroutine_fn GRAPH_RDLOCK
-ic_co_fetch(BlockDriverState *bs, IcFetch *f)
+ic_co_fetch_in_slot(BlockDriverState *bs, IcFetch *f)
 {
     BDRVIntellicacheState *s = bs->opaque;
     int ret;
 
-    while (s->inflight >= s->max_inflight) {
-        qemu_co_queue_wait(&s->inflight_queue, NULL);
-    }
-    s->inflight++;
     f->buf = ic_buf_get(bs, f->bytes);
     if (f->buf) {
         ret = bdrv_co_pread(bs->file, f->offset, f->bytes, f->buf, 0);
@@ -377,6 +386,63 @@ ic_co_fetch(BlockDriverState *bs, IcFetch *f)
         ic_core_fetch_dropped(s->core, f->id);
     }
     return 0;
+}
+
+/* Read the base for fetch @f, waiting for one of the max-inflight slots. */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_fetch(BlockDriverState *bs, IcFetch *f)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    while (s->inflight >= s->max_inflight) {
+        qemu_co_queue_wait(&s->inflight_queue, NULL);
+    }
+    s->inflight++;
+    return ic_co_fetch_in_slot(bs, f);
+}
+
+static void coroutine_fn ic_read_ahead_entry(void *opaque)
+{
+    IcFetch *f = opaque;
+    BlockDriverState *bs = f->s->bs;
+
+    bdrv_graph_co_rdlock();
+    ic_co_fetch_in_slot(bs, f);
+    bdrv_graph_co_rdunlock();
+    ic_fetch_unref(f);
+    bdrv_dec_in_flight(bs);
+}
+
+/*
+ * Fetch [offset, offset + bytes) ahead of a sequential reader, in the
+ * background.  Read-ahead never takes queue depth from demand misses: it
+ * starts only while no demand fetch waits for a slot, and only in the
+ * first half of the slots, which it takes before yielding.
+ */
+static void coroutine_fn GRAPH_RDLOCK
+ic_co_read_ahead(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    uint64_t end = offset + bytes;
+
+    while (offset < end && s->caching && s->inflight < s->max_inflight / 2 &&
+           qemu_co_queue_empty(&s->inflight_queue)) {
+        IcSegment seg;
+
+        if (!ic_core_plan_read_ahead(s->core, offset, end - offset, &seg)) {
+            break;
+        }
+        if (seg.kind == IC_SEG_FETCH) {
+            IcFetch *f = ic_fetch_new(bs, &seg);
+            Coroutine *co = qemu_coroutine_create(ic_read_ahead_entry, f);
+
+            ic_core_fetch_set_opaque(s->core, seg.fetch, f);
+            s->inflight++;
+            bdrv_inc_in_flight(bs);
+            aio_co_enter(bdrv_get_aio_context(bs), co);
+        }
+        offset += seg.bytes;
+    }
 }
 
 /* Serve one planned segment of a read into @qiov at @qiov_offset. */
@@ -440,11 +506,16 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     const IcGeometry *g = ic_core_geometry(s->core);
     IcSegment segs[IC_PLAN_SEGMENTS];
     IcFetch *fetches[IC_PLAN_SEGMENTS];
+    uint64_t ra_offset, ra_bytes;
+    bool read_ahead = false;
     int ret = 0;
 
     /* The block layer keeps reads within ic_co_getlength(). */
     assert(offset + bytes <= g->base_size);
 
+    if (ic_core_note_read(s->core, offset, bytes, &ra_offset, &ra_bytes)) {
+        read_ahead = true;
+    }
     while (bytes > 0 && ret == 0) {
         size_t n = ic_core_plan(s->core, offset, bytes, segs, IC_PLAN_SEGMENTS);
         uint64_t planned = 0;
@@ -465,6 +536,11 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 fetches[i]->refcnt++;
             }
             planned += segs[i].bytes;
+        }
+        if (read_ahead) {
+            /* After our own fetches are registered, before we yield. */
+            read_ahead = false;
+            ic_co_read_ahead(bs, ra_offset, ra_bytes);
         }
 
         if (n == 1) {
@@ -845,7 +921,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     BDRVIntellicacheState *s = bs->opaque;
     g_autofree char *user_fingerprint = NULL;
     QemuOpts *opts;
-    uint64_t cluster_size, max_fetch, max_inflight;
+    uint64_t cluster_size, max_fetch, max_inflight, read_ahead;
     int ret;
 
     s->bs = bs;
@@ -876,6 +952,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     max_inflight = qemu_opt_get_number(opts, IC_OPT_MAX_INFLIGHT,
                                        IC_DEFAULT_MAX_INFLIGHT);
     max_fetch = qemu_opt_get_size(opts, IC_OPT_MAX_FETCH, 0);
+    read_ahead = qemu_opt_get_size(opts, IC_OPT_READ_AHEAD, UINT64_MAX);
     user_fingerprint = g_strdup(qemu_opt_get(opts, IC_OPT_BASE_FINGERPRINT));
     qemu_opts_del(opts);
 
@@ -895,6 +972,11 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     if (max_fetch > IC_MAX_FETCH_LIMIT) {
         error_setg(errp, IC_OPT_MAX_FETCH " must be at most %u, not %" PRIu64,
                    IC_MAX_FETCH_LIMIT, max_fetch);
+        return -EINVAL;
+    }
+    if (read_ahead != UINT64_MAX && read_ahead > IC_MAX_READ_AHEAD) {
+        error_setg(errp, IC_OPT_READ_AHEAD " must be at most %u, not %"
+                   PRIu64, IC_MAX_READ_AHEAD, read_ahead);
         return -EINVAL;
     }
     s->max_inflight = max_inflight;
@@ -922,6 +1004,11 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /* Default: two of the largest fetches ahead of each sequential reader. */
+    if (read_ahead == UINT64_MAX) {
+        read_ahead = 2 * s->max_fetch;
+    }
+    ic_core_set_read_ahead(s->core, read_ahead);
     s->sync_timer = aio_timer_new(bdrv_get_aio_context(bs), QEMU_CLOCK_REALTIME,
                                   SCALE_NS, ic_sync_timer_cb, bs);
     return 0;
@@ -1020,6 +1107,7 @@ ic_get_specific_info(BlockDriverState *bs, Error **errp)
         .stored_bytes = st.stored_bytes,
         .store_errors = st.store_errors,
         .store_skipped = st.store_skipped,
+        .read_ahead_bytes = st.readahead_bytes,
         .caching = s->caching,
     };
     spec->type = IMAGE_INFO_SPECIFIC_KIND_INTELLICACHE;
@@ -1032,6 +1120,7 @@ static const char *const ic_strong_runtime_opts[] = {
     IC_OPT_MAX_INFLIGHT,
     IC_OPT_MAX_FETCH,
     IC_OPT_BASE_FINGERPRINT,
+    IC_OPT_READ_AHEAD,
     NULL
 };
 

@@ -137,6 +137,31 @@ void ic_core_fetch_stored(IcCore *core, IcFetchId id, bool ok) {
     no_throw([&] { core->core->fetch_stored(id, ok); });
 }
 
+void ic_core_set_read_ahead(IcCore *core, uint64_t window) {
+    no_throw([&] { core->core->set_read_ahead(window); });
+}
+
+bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
+                       uint64_t *ra_offset, uint64_t *ra_bytes) {
+    bool found = false;
+    no_throw([&] {
+        const auto ra = core->core->note_read(offset, bytes);
+        if (ra) {
+            *ra_offset = ra->offset;
+            *ra_bytes = ra->bytes;
+            found = true;
+        }
+    });
+    return found;
+}
+
+size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
+                               IcSegment *seg) {
+    std::size_t n = 0;
+    no_throw([&] { n = core->core->plan_read_ahead(offset, bytes, *seg); });
+    return n;
+}
+
 void ic_core_fetch_dropped(IcCore *core, IcFetchId id) {
     no_throw([&] { core->core->fetch_dropped(id); });
 }

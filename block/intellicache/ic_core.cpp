@@ -32,7 +32,8 @@ Core::Core(const Geometry &geometry, std::uint64_t instance,
            std::uint64_t max_fetch_clusters)
     : geometry_(geometry), instance_(instance),
       max_fetch_clusters_(max_fetch_clusters),
-      present_(geometry.cluster_count()) {}
+      present_(geometry.cluster_count()), sequential_(0, geometry.base_size()) {
+}
 
 IcMetaStatus Core::load_meta_block(std::uint64_t index,
                                    const std::uint8_t *buf) {
@@ -85,6 +86,23 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     stats_.miss_bytes += counters.miss_bytes;
     stats_.wait_bytes += counters.wait_bytes;
     stats_.fetches += counters.fetches;
+    return n;
+}
+
+void Core::set_read_ahead(std::uint64_t window) {
+    sequential_ = SequentialDetector(window, geometry_.base_size());
+}
+
+std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
+                                  IcSegment &seg) {
+    PlanCounters counters;
+    const std::size_t n =
+        Planner(geometry_, present_, inflight_, max_fetch_clusters_)
+            .plan(offset, bytes, std::span(&seg, 1), counters);
+    if (n == 1 && seg.kind == IC_SEG_FETCH) {
+        stats_.fetches++;
+        stats_.readahead_bytes += seg.fetch_bytes;
+    }
     return n;
 }
 

@@ -13,10 +13,12 @@
 #include "ic_geometry.hpp"
 #include "ic_inflight.hpp"
 #include "ic_persistence.hpp"
+#include "ic_sequential.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 
 namespace intellicache {
@@ -43,6 +45,13 @@ public:
 
     std::size_t plan(std::uint64_t offset, std::uint64_t bytes,
                      std::span<IcSegment> segs);
+    void set_read_ahead(std::uint64_t window);
+    std::optional<ReadAhead> note_read(std::uint64_t offset,
+                                       std::uint64_t bytes) {
+        return sequential_.note_read(offset, bytes);
+    }
+    std::size_t plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
+                                IcSegment &seg);
     void fetch_set_opaque(IcFetchId id, void *opaque);
     void fetch_done(IcFetchId id, bool ok);
     void fetch_stored(IcFetchId id, bool ok);
@@ -73,6 +82,7 @@ private:
     ClusterBitmap present_;
     InflightTable inflight_;
     Persistence persistence_;
+    SequentialDetector sequential_;
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };
 

@@ -185,6 +185,31 @@ typedef struct IcSegment {
 size_t ic_core_plan(IcCore *core, uint64_t offset, uint64_t bytes,
                     IcSegment *segs, size_t max_segs);
 
+/* ---- Read-ahead ---- */
+
+/*
+ * Keep up to @window bytes read ahead of sequential streams (0, the
+ * default, disables read-ahead).
+ */
+void ic_core_set_read_ahead(IcCore *core, uint64_t window);
+
+/*
+ * Note a user read (after planning it).  Returns true with the range to
+ * read ahead in @ra_offset/@ra_bytes when the read continues a sequential
+ * stream that needs more read-ahead.
+ */
+bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
+                       uint64_t *ra_offset, uint64_t *ra_bytes);
+
+/*
+ * Plan the first segment of read-ahead over [offset, offset + bytes): like
+ * ic_core_plan() with max_segs 1, but not counted as a user read.  A FETCH
+ * segment is a read-ahead fetch (counted in readahead_bytes); HIT and WAIT
+ * segments need nothing.  Returns 0 if the range is empty.
+ */
+size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
+                               IcSegment *seg);
+
 /* Attach the glue's object to a fetch (returned in later WAIT segments). */
 void ic_core_fetch_set_opaque(IcCore *core, IcFetchId id, void *opaque);
 
@@ -249,6 +274,7 @@ typedef struct IcStats {
     uint64_t stored_bytes;     /* bytes written into the cache */
     uint64_t store_errors;     /* cache writes that failed */
     uint64_t store_skipped;    /* fetches deliberately not stored */
+    uint64_t readahead_bytes;  /* bytes fetched by read-ahead */
     uint64_t cached_clusters;  /* clusters present now */
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */

@@ -1,0 +1,146 @@
+/*
+ * Unit tests: sequential stream detection and read-ahead planning.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "intellicache-core.h"
+
+#include "ic_core.hpp"
+#include "ic_sequential.hpp"
+#include "unit_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+namespace {
+
+using intellicache::Core;
+using intellicache::SequentialDetector;
+using unit::kMiB;
+
+constexpr uint64_t kWindow = 2 * kMiB;
+constexpr uint64_t kBase = 64 * kMiB;
+
+TEST(SequentialDetector, TriggersAfterTwoContinuations) {
+    SequentialDetector d(kWindow, kBase);
+    EXPECT_FALSE(d.note_read(0, kMiB));
+    EXPECT_FALSE(d.note_read(kMiB, kMiB));
+    const auto ra = d.note_read(2 * kMiB, kMiB);
+    ASSERT_TRUE(ra);
+    EXPECT_EQ(ra->offset, 3 * kMiB);
+    EXPECT_EQ(ra->bytes, kWindow);
+}
+
+TEST(SequentialDetector, RandomReadsNeverTrigger) {
+    SequentialDetector d(kWindow, kBase);
+    for (uint64_t i = 0; i < 100; i++) {
+        EXPECT_FALSE(d.note_read((i * 7919 % 1000) * 65536, 4096));
+    }
+}
+
+TEST(SequentialDetector, OnlyNewPartsOfTheWindowInLargePieces) {
+    SequentialDetector d(kWindow, kBase);
+    d.note_read(0, kMiB);
+    d.note_read(kMiB, kMiB);
+    ASSERT_TRUE(d.note_read(2 * kMiB, kMiB)); /* [3M, 5M) */
+    /* Next read ends at 4M: window [4M, 6M), 1M new = half: issued. */
+    const auto ra = d.note_read(3 * kMiB, kMiB);
+    ASSERT_TRUE(ra);
+    EXPECT_EQ(ra->offset, 5 * kMiB);
+    EXPECT_EQ(ra->bytes, kMiB);
+    /* Small reads: less than half a window new, nothing yet. */
+    EXPECT_FALSE(d.note_read(4 * kMiB, 4096));
+    EXPECT_FALSE(d.note_read(4 * kMiB + 4096, 4096));
+}
+
+TEST(SequentialDetector, InterleavedStreamsAreFollowed) {
+    SequentialDetector d(kWindow, kBase);
+    const uint64_t a = 0;
+    const uint64_t b = 32 * kMiB;
+    int triggered = 0;
+    for (uint64_t i = 0; i < 4; i++) {
+        triggered += d.note_read(a + i * kMiB, kMiB) ? 1 : 0;
+        triggered += d.note_read(b + i * kMiB, kMiB) ? 1 : 0;
+    }
+    EXPECT_EQ(triggered, 4); /* reads 3 and 4 of each stream */
+}
+
+TEST(SequentialDetector, StopsAtTheEndOfTheBase) {
+    SequentialDetector d(kWindow, 4 * kMiB);
+    d.note_read(0, kMiB);
+    d.note_read(kMiB, kMiB);
+    const auto ra = d.note_read(2 * kMiB, kMiB);
+    ASSERT_TRUE(ra);
+    EXPECT_EQ(ra->offset, 3 * kMiB);
+    EXPECT_EQ(ra->bytes, kMiB); /* clamped to the base */
+    EXPECT_FALSE(d.note_read(3 * kMiB, kMiB));
+}
+
+TEST(SequentialDetector, DisabledWithZeroWindow) {
+    SequentialDetector d(0, kBase);
+    for (uint64_t i = 0; i < 10; i++) {
+        EXPECT_FALSE(d.note_read(i * kMiB, kMiB));
+    }
+}
+
+class ReadAheadTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char why[128];
+        ASSERT_TRUE(
+            ic_geometry_init(&geometry_, kBase, 65536, why, sizeof(why)));
+        core_ = Core::create(geometry_, 1, kMiB);
+        ASSERT_NE(core_, nullptr);
+    }
+
+    IcGeometry geometry_{};
+    std::unique_ptr<Core> core_;
+};
+
+TEST_F(ReadAheadTest, PlansFetchesWithoutCountingUserReads) {
+    IcSegment seg{};
+    ASSERT_EQ(core_->plan_read_ahead(0, 3 * kMiB, seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_FETCH);
+    EXPECT_EQ(seg.bytes, kMiB); /* one segment, bounded by max-fetch */
+    const IcStats st = core_->stats();
+    EXPECT_EQ(st.readahead_bytes, kMiB);
+    EXPECT_EQ(st.fetches, 1U);
+    EXPECT_EQ(st.read_requests, 0U);
+    EXPECT_EQ(st.miss_bytes, 0U);
+
+    /* A user read of that range joins the read-ahead fetch. */
+    IcSegment user[4];
+    ASSERT_EQ(core_->plan(4096, 4096, user), 1U);
+    EXPECT_EQ(user[0].kind, IC_SEG_WAIT);
+    EXPECT_EQ(user[0].fetch, seg.fetch);
+
+    /* Read-ahead over it again is a WAIT: nothing new to fetch. */
+    IcSegment again{};
+    ASSERT_EQ(core_->plan_read_ahead(0, kMiB, again), 1U);
+    EXPECT_EQ(again.kind, IC_SEG_WAIT);
+    EXPECT_EQ(core_->stats().readahead_bytes, kMiB);
+}
+
+TEST_F(ReadAheadTest, CApiNotesReadsAfterEnabling) {
+    uint64_t off = 0;
+    uint64_t len = 0;
+    IcCore *core = ic_core_new(&geometry_, 1, kMiB);
+    ASSERT_NE(core, nullptr);
+    for (uint64_t i = 0; i < 3; i++) {
+        EXPECT_FALSE(ic_core_note_read(core, i * kMiB, kMiB, &off, &len));
+    }
+    ic_core_set_read_ahead(core, kWindow);
+    EXPECT_FALSE(ic_core_note_read(core, 0, kMiB, &off, &len));
+    EXPECT_FALSE(ic_core_note_read(core, kMiB, kMiB, &off, &len));
+    EXPECT_TRUE(ic_core_note_read(core, 2 * kMiB, kMiB, &off, &len));
+    EXPECT_EQ(off, 3 * kMiB);
+    EXPECT_EQ(len, kWindow);
+    IcSegment seg{};
+    EXPECT_EQ(ic_core_plan_read_ahead(core, off, len, &seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_FETCH);
+    ic_core_free(core);
+}
+
+} // namespace
