@@ -51,17 +51,22 @@ def empty_file(path):
 class Daemon:
     """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'."""
 
-    def __init__(self, base, cache, instance='a', **opts):
+    def __init__(self, base, cache, instance='a', iothread=False, **opts):
         ic = ','.join([f'driver=intellicache,node-name=ic0,file=base0,'
                        f'cache-file=cache0'] +
                       [f'{k.replace("_", "-")}={v}' for k, v in opts.items()])
+        extra = ['--object', 'iothread,id=io0'] if iothread else []
+        export = 'type=nbd,id=e0,node-name=ic0'
+        if iothread:
+            export += ',iothread=io0'
         self.qsd = QemuStorageDaemon(
+            *extra,
             '--blockdev',
             f'driver=file,node-name=base0,filename={base},read-only=on',
             '--blockdev', f'driver=file,node-name=cache0,filename={cache}',
             '--blockdev', ic,
             '--nbd-server', f'addr.type=unix,addr.path={NBD_SOCK}',
-            '--export', 'type=nbd,id=e0,node-name=ic0',
+            '--export', export,
             instance_id=instance, qmp=True)
 
     def stats(self):
