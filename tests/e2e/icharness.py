@@ -492,35 +492,33 @@ def nbd_uri(socket_path, export=""):
     return f"nbd+unix:///{export}?socket={socket_path}"
 
 
+def _write_random(f, size, seed):
+    """Write @size bytes of seeded pseudo-random data to @f; return sha256."""
+    rng = random.Random(seed)
+    digest = hashlib.sha256()
+    left = size
+    while left:
+        chunk = rng.randbytes(min(left, MiB))
+        digest.update(chunk)
+        f.write(chunk)
+        left -= len(chunk)
+    return digest
+
+
 def make_base_image(path, size, seed):
     """Write @size bytes of seeded pseudo-random data to @path; return sha256.
 
     The content is incompressible and reproducible for a given seed.
     """
-    rng = random.Random(seed)
-    digest = hashlib.sha256()
     with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = rng.randbytes(min(left, MiB))
-            digest.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
+        return _write_random(f, size, seed).hexdigest()
 
 
 def overwrite_in_place(path, seed):
     """Replace the content of @path (same size, same inode); return sha256."""
     size = os.path.getsize(path)
-    rng = random.Random(seed)
-    digest = hashlib.sha256()
     with open(path, "r+b") as f:
-        left = size
-        while left:
-            chunk = rng.randbytes(min(left, MiB))
-            digest.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
+        digest = _write_random(f, size, seed)
         f.flush()
         os.fsync(f.fileno())
     return digest.hexdigest()
