@@ -689,6 +689,17 @@ ic_format(BlockDriverState *bs, const IcHeaderInfo *h, Error **errp)
     if (ret < 0) {
         return ret;
     }
+    /*
+     * Allocate the metadata area now: when the cache's disk fills up later,
+     * recording what was stored must not need new space.
+     */
+    ret = bdrv_pwrite_zeroes(s->cache, g->meta_offset,
+                             g->meta_blocks * IC_META_BLOCK_SIZE, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not allocate the metadata of "
+                         "cache '%s'", bdrv_get_node_name(s->cache->bs));
+        return ret;
+    }
     buf = qemu_blockalign0(s->cache->bs, IC_HEADER_SIZE);
     ic_header_encode(h, buf);
     ret = bdrv_pwrite(s->cache, 0, IC_HEADER_SIZE, buf, 0);
