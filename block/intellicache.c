@@ -223,8 +223,11 @@ static void ic_sync_timer_cb(void *opaque)
  * Make the clusters stored so far durable: flush their data, then write the
  * metadata blocks that record them.  Order matters: a cluster is recorded
  * only after its data is on disk, so a crash at any moment never leaves a
- * recorded cluster with incomplete data.  With @final the metadata is
- * flushed too (clean close).
+ * recorded cluster with incomplete data.
+ *
+ * One round records what was stored before it started; stores completing
+ * meanwhile re-arm the timer.  With @final (clean close) rounds repeat
+ * until nothing is left and the metadata is flushed too.
  */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_sync(BlockDriverState *bs, bool final)
@@ -262,6 +265,9 @@ ic_co_sync(BlockDriverState *bs, bool final)
         }
         qemu_vfree(buf);
         ic_core_sync_end(s->core, ret == 0);
+        if (!final) {
+            break;
+        }
     }
     if (ret == 0 && final) {
         ret = bdrv_co_flush(cache_bs);
