@@ -9,6 +9,7 @@ demand; its delay filter makes fetches slow enough to overlap.
 import concurrent.futures
 import os
 import random
+import subprocess
 import sys
 import unittest
 
@@ -55,6 +56,42 @@ class NbdkitE2E(h.DaemonTestCase):
         # be read from it.  Allow 1 MiB for the sample.
         warm = nk.stats().get("read", {"bytes": 0})["bytes"]
         self.assertLessEqual(warm, h.MiB, f"warm read fetched {warm} bytes from the base")
+
+    def test_boot_storm_reads_the_base_once(self):
+        """Several VMs boot from one base at once, each through its own qcow2
+        overlay backed by one shared intellicache node: each cluster is
+        fetched from the base once (readers join fetches in flight), where
+        copy-on-read overlays would read the base once per VM."""
+        vms = 4
+        nk = self.start_nbdkit("storm-base", filters=["delay"],
+                               filter_args={"delay-read": "1ms"}, stats=True)
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache())
+        qemu_img = h.qemu_build_dir() / "qemu-img"
+        for i in range(vms):
+            overlay = self.dir / f"vm{i}.qcow2"
+            subprocess.run([str(qemu_img), "create", "-q", "-f", "qcow2",
+                              str(overlay), str(BASE_SIZE)], check=True)
+            d.qmp.cmd("blockdev-add", driver="qcow2", **{"node-name": f"vm{i}"},
+                      file={"driver": "file", "filename": str(overlay)},
+                      backing="ic0")
+            d.qmp.cmd("block-export-add", type="nbd", id=f"vm{i}",
+                      **{"node-name": f"vm{i}"})
+        with concurrent.futures.ThreadPoolExecutor(vms) as pool:
+            reads = [pool.submit(h.nbd_read_all, h.nbd_uri(d.socket, f"vm{i}"))
+                     for i in range(vms)]
+            for r in reads:
+                self.assertEqual(r.result().sha256, self.base_sha)
+        st = d.stats()
+        # Every cluster fetched exactly once, whoever asked first.
+        self.assertEqual(st["fetched-bytes"], BASE_SIZE)
+        for i in range(vms):
+            d.qmp.cmd("block-export-del", id=f"vm{i}")
+        self.stop_clean(d)
+        nk.stop()
+        # Counted by the base server; 1 MiB allowed for the fingerprint.
+        read = nk.stats()["read"]["bytes"]
+        self.assertLessEqual(read, BASE_SIZE * 1.05 + h.MiB,
+                             f"{vms} readers read {read} bytes from the base")
 
     def test_base_errors_never_serve_wrong_data(self):
         """Base reads fail: the client gets errors, never wrong data; the
