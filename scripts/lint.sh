@@ -13,7 +13,8 @@ if ! "$src/scripts/checkpatch.pl" --no-tree -q -f block/intellicache.c; then
 fi
 
 mapfile -t cxx < <(git ls-files 'block/intellicache/*.cpp' \
-    'block/intellicache/*.hpp' 'block/intellicache/*.h' 'tests/unit/*.cpp')
+    'block/intellicache/*.hpp' 'block/intellicache/*.h' 'tests/unit/*.cpp' \
+    'tests/fuzz/*.cpp' 'tests/fuzz/*.hpp')
 echo "lint: clang-format (${#cxx[@]} files)"
 if ! clang-format --dry-run --Werror "${cxx[@]}"; then
     status=1

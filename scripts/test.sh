@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run every test of intellicache, building first if needed:
-#   unit     GoogleTest tests of the C++ core
+#   unit     GoogleTest tests of the C++ core, also under ASan + UBSan
+#   fuzz     libFuzzer targets of the core, 20 s each
 #   iotests  qemu-iotests of the driver, run by QEMU's 'check'
 #   e2e      end to end against real servers (nfs-ganesha, nbdkit, NBD clients)
 #   lint     checkpatch, clang-format, clang-tidy
@@ -24,14 +25,31 @@ suite() {
     return "${PIPESTATUS[0]}"
 }
 
-# unit: meson prints "Ok: N" and "Fail: N"
-suite unit meson test -C build --print-errorlogs
-rc=$?
-ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log/unit" | tail -n1)
-bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log/unit" | tail -n1)
-passed=$((passed + ${ok:-0}))
-failed=$((failed + ${bad:-0}))
-[ $rc -ne 0 ] && [ "${bad:-0}" -eq 0 ] && failed=$((failed + 1))
+# A meson test suite: meson prints "Ok: N" and "Fail: N".
+meson_suite() {
+    local name=$1 rc ok bad
+    shift
+    suite "$name" "$@"
+    rc=$?
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log/$name" | tail -n1)
+    bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log/$name" | tail -n1)
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${bad:-0}))
+    if [ $rc -ne 0 ] && [ "${bad:-0}" -eq 0 ]; then
+        failed=$((failed + 1))
+    fi
+}
+
+meson_suite unit meson test -C build --print-errorlogs
+# again under AddressSanitizer + UndefinedBehaviorSanitizer
+meson_suite unit-asan scripts/asan-unit.sh
+
+# fuzz: a bounded libFuzzer run of each target (one test each)
+if suite fuzz scripts/fuzz.sh --seconds 20; then
+    passed=$((passed + 2))
+else
+    failed=$((failed + 1))
+fi
 
 # iotests: check prints one line per test with its result, "pass", "fail"
 # or "not run", followed by its times in brackets
