@@ -37,7 +37,7 @@ pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-ve
   clang clang-format clang-tidy libclang-rt-14-dev valgrind"
 # Servers and clients for the tests and the demo (all used on loopback).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
-  libnbd-bin python3-pycotap"
+  libnbd-bin python3-pycotap python3-matplotlib"
 
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test

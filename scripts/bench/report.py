@@ -1,0 +1,455 @@
+"""Render the results of scripts/bench.py: JSON, plots (matplotlib) and
+docs/benchmarks.rst.  Everything in the report comes from the results
+dictionary, so the report always matches the JSON next to it."""
+
+import json
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+CONFIG_LABELS = {
+    "direct": "base direct",
+    "ic-mi1": "intellicache mi=1",
+    "ic": "intellicache",
+    "qcow2-cor": "qcow2+COR",
+    "raw-local": "raw local",
+}
+COLORS = {"direct": "#7f7f7f", "ic-mi1": "#ff7f0e", "ic": "#1f77b4",
+          "qcow2-cor": "#d62728", "raw-local": "#2ca02c"}
+
+
+def write(results, out):
+    """Write results.json, the plots and benchmarks.rst under @out;
+    return the paths written."""
+    out = Path(out)
+    sub = out / "benchmarks"
+    sub.mkdir(parents=True, exist_ok=True)
+    files = []
+    js = sub / "results.json"
+    js.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    files.append(js)
+    plots = {}
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        plots = make_plots(results, sub)
+        files += list(plots.values())
+    except ImportError:
+        results.setdefault("skipped", []).append("plots: matplotlib not installed")
+    rst = out / "benchmarks.rst"
+    rst.write_text(render_rst(results, plots, rst.parent))
+    files.append(rst)
+    return files
+
+
+# ---------------------------------------------------------------------------
+# Plots
+
+
+def _bars(ax, groups, configs, values, ylabel, title, ref_line=None):
+    import numpy as np
+    x = np.arange(len(groups))
+    width = 0.8 / max(1, len(configs))
+    for i, c in enumerate(configs):
+        ys = [values.get((g, c)) or 0 for g in groups]
+        bars = ax.bar(x + (i - (len(configs) - 1) / 2) * width, ys, width,
+                      label=CONFIG_LABELS[c], color=COLORS[c])
+        for b, y in zip(bars, ys):
+            if y:
+                ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y),
+                            ha="center", va="bottom", fontsize=6, rotation=90,
+                            xytext=(0, 2), textcoords="offset points")
+    if ref_line:
+        ax.axhline(ref_line, color="black", linewidth=0.6, linestyle="--")
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+
+
+def make_plots(res, sub):
+    import matplotlib.pyplot as plt
+    plots = {}
+    cold = res.get("cold", {})
+    if cold:
+        bases = list(cold)
+        fig, axes = plt.subplots(len(bases), 1, figsize=(8, 3.2 * len(bases)), squeeze=False)
+        for ax, base in zip(axes[:, 0], bases):
+            wls = list(cold[base])
+            configs = [c for c in ("direct", "ic-mi1", "ic", "qcow2-cor")
+                       if any(c in cold[base][w] for w in wls)]
+            vals = {}
+            for w in wls:
+                ref = cold[base][w].get("direct", {}).get("fio", {}).get("iops")
+                for c in configs:
+                    r = cold[base][w].get(c)
+                    if r and ref:
+                        vals[(w, c)] = r["fio"]["iops"] / ref
+            _bars(ax, wls, configs, vals, "throughput / base direct",
+                  f"cold cache, base: {base}", ref_line=1.0)
+        fig.tight_layout()
+        p = sub / "cold.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        plots["cold"] = p
+    warm = res.get("warm", {}).get("workloads", {})
+    wls = [w for w in warm if "raw-local" in warm[w]]
+    if wls:
+        fig, ax = plt.subplots(figsize=(8, 3.4))
+        configs = ["ic", "qcow2-cor", "raw-local"]
+        vals = {}
+        for w in wls:
+            ref = warm[w]["raw-local"]["fio"]["iops"]
+            for c in configs:
+                if c in warm[w]:
+                    vals[(w, c)] = warm[w][c]["fio"]["iops"] / ref
+        _bars(ax, wls, configs, vals, "throughput / raw local file",
+              "warm cache (hits)", ref_line=1.0)
+        fig.tight_layout()
+        p = sub / "warm.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        plots["warm"] = p
+    storm = res.get("bootstorm", {}).get("runs", {})
+    if storm:
+        ns = sorted(storm, key=int)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        uniq = res["bootstorm"]["unique_cluster_bytes"] / MiB
+        for c in ("ic", "qcow2-cor"):
+            xs = [int(n) for n in ns if c in storm[n]]
+            a1.plot(xs, [storm[str(n)][c]["base_read_bytes"] / MiB for n in xs], "o-",
+                    label=CONFIG_LABELS[c], color=COLORS[c])
+            a2.plot(xs, [storm[str(n)][c]["makespan_s"] for n in xs], "o-",
+                    label=CONFIG_LABELS[c], color=COLORS[c])
+        a1.axhline(uniq, color="black", linewidth=0.6, linestyle="--",
+                   label="unique data (64 KiB clusters)")
+        a1.set_xlabel("clients")
+        a1.set_ylabel("MiB read from the base")
+        a1.set_title("boot storm: bytes from the base", fontsize=10)
+        a1.legend(fontsize=7)
+        a2.set_xlabel("clients")
+        a2.set_ylabel("seconds until all clients finished")
+        a2.set_title("boot storm: time", fontsize=10)
+        a2.legend(fontsize=7)
+        for a in (a1, a2):
+            a.set_xticks([int(n) for n in ns])
+        fig.tight_layout()
+        p = sub / "bootstorm.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        plots["bootstorm"] = p
+    return plots
+
+
+# ---------------------------------------------------------------------------
+# reStructuredText
+
+
+def table(header, rows):
+    """A grid table (handles any cell width)."""
+    cols = [header] + rows
+    widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
+    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    hsep = sep.replace("-", "=")
+
+    def line(r):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
+    out = [sep, line(header), hsep]
+    for r in rows:
+        out += [line(r), sep]
+    return "\n".join(out) + "\n"
+
+
+def heading(text, ch):
+    return f"{text}\n{ch * len(text)}\n\n"
+
+
+def fmt_bytes(n):
+    if n is None:
+        return "-"
+    if n >= 1024 * MiB:
+        return f"{n / (1024 * MiB):.2f} GiB"
+    return f"{n / MiB:.1f} MiB"
+
+
+def _iops_cell(r, fixed=False):
+    f = r["fio"]
+    if fixed:
+        return f"{f['iops']:.0f} ({f['runtime_ms'] / 1000:.1f} s)"
+    if f["mib_s"] >= 50 and f["iops"] < 2000:
+        return f"{f['iops']:.0f} ({f['mib_s']:.0f} MiB/s)"
+    return f"{f['iops']:.0f}"
+
+
+def render_rst(res, plots, rstdir):
+    m = res["machine"]
+    p = res["parameters"]
+    o = []
+    o.append("=" * 10 + "\nBenchmarks\n" + "=" * 10 + "\n\n")
+    o.append(f"Generated by ``{res['command']}`` on {res['started']} in "
+             f"{res['elapsed_s'] / 60:.1f} minutes ({res['mode']} mode).  Every figure "
+             "below is in ``benchmarks/results.json``; the whole file is rewritten by "
+             "each run, do not edit it by hand.\n\n")
+    o.append(heading("Reproduce", "="))
+    o.append("On a machine set up with ``scripts/setup-deps.sh`` and built with "
+             "``scripts/build.sh``, as root (ganesha binds port 2049)::\n\n"
+             f"  {res['command']}\n\n"
+             "``--quick`` (1-3 minutes) runs a subset with short runs and writes the "
+             "same files; ``--smoke`` (well under a minute, tiny sizes) checks that the "
+             "harness works and writes to a temporary directory; ``--output DIR`` writes "
+             "elsewhere.\n\n")
+    o.append(heading("Machine", "="))
+    others = m.get("cpu_others_share", 0)
+    rows = [["CPU", m["cpu_model"]], ["cores", str(m["cpus"])],
+            ["memory", f"{m['memory_gib']:.1f} GiB"], ["kernel", m["kernel"]],
+            ["OS", m["os"]], ["QEMU", m["qemu"]], ["nbdkit", m["nbdkit"]],
+            ["fio", m["fio"]], ["nfs-ganesha", m["ganesha"]],
+            ["git commit", m["git_commit"]], ["date", m["date"]],
+            ["load average (start, end)",
+             f"{m['loadavg_start'][0]:.2f}, {m['loadavg_end'][0]:.2f}"],
+            ["CPU busy during the run", f"{100 * m['cpu_busy_share']:.0f}% of all cores, "
+             f"{100 * others:.0f}% by other processes"]]
+    o.append(table(["item", "value"], rows) + "\n")
+    if others > 0.05:
+        o.append(f"The machine was shared: other processes used about {100 * others:.0f}% "
+                 "of its CPU time during the run.  Absolute figures are noisy; the "
+                 "configurations of one comparison ran back to back, so compare within a "
+                 "table rather than across tables.\n\n")
+    o.append(heading("Targets", "="))
+    o.append("Targets are checked and reported; a missed target does not fail the "
+             "command.\n\n")
+    rows = []
+    for t in res["targets"]:
+        state = {True: "PASS", False: "**FAIL**", None: "n/a"}[t["pass"]]
+        rows.append([t["name"], f"{t['measured']:.2f}", f"{t['op']} {t['target']:g}", state,
+                     t["detail"] + (f" ({t['note']})" if t["note"] else "")])
+    o.append(table(["target", "measured", "required", "result", "figures"], rows) + "\n")
+    if res.get("skipped"):
+        o.append("Skipped: " + "; ".join(res["skipped"]) + ".\n\n")
+
+    o.append(heading("Setup", "="))
+    o.append("Every configuration is a ``qemu-storage-daemon`` NBD export read by fio's "
+             "``nbd`` engine (``--ioengine=nbd --uri=nbd+unix:///NODE?socket=S``), all on "
+             "loopback.  Cache files and qcow2 overlays are local files opened with "
+             "``cache.direct=on,aio=native``; so is the raw local file.\n\n")
+    o.append(table(["configuration", "what"],
+                   [[f"``{k}``", v] for k, v in p["config_descriptions"].items()]) + "\n")
+    o.append(table(["base", "what"],
+                   [[f"``{k}``", v] for k, v in p["base_descriptions"].items()]) + "\n")
+    o.append(f"Bases are {p['base_size']} (nbdkit ``pattern``; the NFS base is a sparse "
+             f"file of {fmt_bytes(p['nfs_size'])} with random data in its first "
+             f"{fmt_bytes(p['boot_region'])}), opened read-only by QEMU's ``nbd`` or ``nfs`` "
+             "client.  nbdkit runs with 64 threads and the ``stats`` filter, which counts "
+             "the bytes each run read from the base.  QEMU's nbd client keeps at most 16 "
+             "requests in flight per connection, which bounds every configuration over an "
+             "nbdkit base alike.  The rate filter's 1 Gbit/s is about 119 MiB/s.\n\n")
+    o.append(table(["workload", "fio job"],
+                   [[f"``{k}``", v] for k, v in p["workload_descriptions"].items()]) + "\n")
+    o.append(f"fio runs {p['runtime']:g} s per run (time based), seed {p['seed']}, the "
+             "same job for every configuration of a comparison, back to back.  Random and "
+             "sequential jobs cover the whole base (so reads stay cold); the boot mix reads "
+             f"the first {fmt_bytes(p['boot_region'])}: one job of small random reads "
+             "(4-64 KiB, zipf 1.2, QD8, so hot blocks are read again) and one 256 KiB "
+             "sequential reader (QD2) of the region's second half.\n\n")
+    o.append("**Cold** runs start a fresh base server, daemon and empty cache (or empty "
+             "overlay) for every run.  The *cold* column is the share of bytes read that "
+             "came from the base during the run (missed, joined a fetch in flight, or "
+             f"fetched ahead during the run); a run counts as cold at >= "
+             f"{100 * p['min_cold_share']:.0f}%.  **Warm** runs use one node per "
+             f"configuration, first filled by a sequential pass over the first "
+             f"{fmt_bytes(p['warm_region'])} (intellicache: until every cluster is stored), "
+             "then every workload over that region.\n\n")
+
+    cold = res.get("cold", {})
+    if cold:
+        o.append(heading("Cold cache", "="))
+        o.append("IOPS (MiB/s for large reads) per configuration; ``ic/direct`` and "
+                 "``ic/COR`` are intellicache's ratios to the base read directly and to "
+                 "qcow2+copy-on-read.  *cold* and *fetched/read* are intellicache's (from "
+                 "its statistics); *base MiB* is what nbdkit served to intellicache.\n\n")
+        if "cold" in plots:
+            o.append(f".. image:: {plots['cold'].relative_to(rstdir)}\n\n")
+        for base, wls in cold.items():
+            o.append(heading(f"Base ``{base}``", "-"))
+            rows = []
+            for wl, cfgs in wls.items():
+                def it(c):
+                    return cfgs[c]["fio"]["iops"] if c in cfgs else None
+                ic = cfgs.get("ic", {})
+                row = [wl] + [_iops_cell(cfgs[c], wl == "boot") if c in cfgs else "-"
+                              for c in ("direct", "ic-mi1", "ic", "qcow2-cor")]
+                row.append(f"{it('ic') / it('direct'):.2f}" if it("ic") and it("direct")
+                           else "-")
+                row.append(f"{it('ic') / it('qcow2-cor'):.2f}" if it("ic") and it("qcow2-cor")
+                           else "-")
+                row.append(f"{100 * ic['cold_share']:.0f}%" if "cold_share" in ic else "-")
+                row.append(f"{ic['fetched_per_read']:.1f}" if "fetched_per_read" in ic
+                           else "-")
+                row.append(f"{ic['base_read_bytes'] / MiB:.0f}"
+                           if ic.get("base_read_bytes") is not None else "-")
+                rows.append(row)
+            o.append(table(["workload", "direct", "ic mi=1", "ic", "qcow2+COR", "ic/direct",
+                            "ic/COR", "cold", "fetched/read", "base MiB"], rows) + "\n")
+            rows = []
+            for wl, cfgs in wls.items():
+                rows.append([wl] + [f"{cfgs[c].get('daemon_cpu_us_per_io', 0):.0f}"
+                                    if c in cfgs else "-"
+                                    for c in ("direct", "ic-mi1", "ic", "qcow2-cor")])
+            o.append("CPU time of ``qemu-storage-daemon`` per read, microseconds:\n\n")
+            o.append(table(["workload", "direct", "ic mi=1", "ic", "qcow2+COR"], rows) + "\n")
+
+    warmres = res.get("warm", {})
+    warm = warmres.get("workloads", {})
+    wls = [w for w in warm if "raw-local" in warm[w]]
+    if wls:
+        o.append(heading("Warm cache", "="))
+        o.append(f"Region {fmt_bytes(warmres['region_bytes'])}, base ``{warmres['base']}`` "
+                 "(only read while filling).  *hits* is intellicache's share of bytes served "
+                 "from its cache.\n\n")
+        if "warm" in plots:
+            o.append(f".. image:: {plots['warm'].relative_to(rstdir)}\n\n")
+        rows = []
+        for w in wls:
+            c = warm[w]
+            ic = c.get("ic", {})
+            rows.append([w] + [_iops_cell(c[k]) if k in c else "-"
+                               for k in ("ic", "qcow2-cor", "raw-local")]
+                        + [f"{c['ic']['fio']['iops'] / c['raw-local']['fio']['iops']:.2f}"
+                           if "ic" in c else "-",
+                           f"{100 * ic['hit_share']:.1f}%" if "hit_share" in ic else "-",
+                           " / ".join(f"{c[k].get('daemon_cpu_us_per_io', 0):.0f}"
+                                      for k in ("ic", "qcow2-cor", "raw-local") if k in c)])
+        o.append(table(["workload", "intellicache", "qcow2+COR", "raw local", "ic/raw",
+                        "hits", "qsd CPU us/read (ic / COR / raw)"], rows) + "\n")
+        fills = warmres.get("fill", {})
+        if fills:
+            o.append("Filling the region: " + "; ".join(
+                f"{CONFIG_LABELS[k]} {v['fill_s']:.1f} s"
+                + (f" + {v['settle_s']:.1f} s until stored" if "settle_s" in v else "")
+                for k, v in fills.items() if "fill_s" in v) + ".\n\n")
+
+    bs = res.get("bootstorm", {})
+    if bs.get("runs"):
+        o.append(heading("Boot storm", "="))
+        o.append(f"N clients run the boot mix at once, each a fixed amount of work (small "
+                 f"random reads: {fmt_bytes(bs['small_io_bytes_per_client'])}, sequential: "
+                 f"{fmt_bytes(bs['region_bytes'] // 2)}) over the same "
+                 f"{fmt_bytes(bs['region_bytes'])} with the same seed.  Base "
+                 f"``{bs['base']}``, nbdkit's stats filter counts what the daemon read.  "
+                 "intellicache: one daemon, one intellicache node, N qcow2 overlays whose "
+                 "backing is that node, N exports.  qcow2+COR: one daemon, N qcow2 overlays "
+                 "over the one base node, each under copy-on-read.  Unique data: the union "
+                 f"of the byte ranges one client read ({fmt_bytes(bs['unique_bytes'])}); "
+                 f"in 64 KiB clusters, which any cache with that unit (and qcow2) must fetch, "
+                 f"{fmt_bytes(bs['unique_cluster_bytes'])}.\n\n")
+        if "bootstorm" in plots:
+            o.append(f".. image:: {plots['bootstorm'].relative_to(rstdir)}\n\n")
+        rows = []
+        for n in sorted(bs["runs"], key=int):
+            for c, r in bs["runs"][n].items():
+                rows.append([n, CONFIG_LABELS[c], f"{r['makespan_s']:.2f}",
+                             fmt_bytes(r["client_bytes"]), fmt_bytes(r["base_read_bytes"]),
+                             f"{r['base_per_unique_clusters']:.2f}",
+                             f"{r['base_per_unique']:.2f}"])
+        o.append(table(["N", "configuration", "seconds", "read by clients",
+                        "read from base", "base / unique (clusters)", "base / unique (exact)"],
+                       rows) + "\n")
+
+    mem = res.get("memory")
+    if mem:
+        o.append(heading("Memory", "="))
+        o.append("``qemu-storage-daemon`` over a 1 TiB nbdkit ``pattern`` base, VmRSS from "
+                 "``/proc/PID/status``: with only the base node (exported), then after "
+                 "``blockdev-add`` of the cache file node and the intellicache node (64 KiB "
+                 f"clusters, empty cache formatted on open) in the same process, then after "
+                 f"{mem['reads']} random 4 KiB reads through its export.  The overhead "
+                 "includes loading the module.\n\n")
+        o.append(table(["state", "VmRSS", "over base only"], [
+            ["base node only", f"{mem['rss_base_only_kib']} KiB", "-"],
+            ["intellicache opened", f"{mem['rss_with_ic_kib']} KiB",
+             f"{mem['overhead_kib']} KiB"],
+            [f"after {mem['reads']} reads", f"{mem['rss_after_reads_kib']} KiB",
+             f"{mem['overhead_after_reads_kib']} KiB"]]) + "\n")
+
+    cpu = res.get("cpu")
+    if cpu:
+        o.append(heading("CPU per warm read", "="))
+        o.append(f"Instructions counted by valgrind's callgrind (repeatable, unlike times) "
+                 f"for ``qemu-io -r --image-opts`` running {cpu['reads']} 4 KiB reads at "
+                 f"random offsets within a {fmt_bytes(cpu['region_bytes'])} image, minus "
+                 "the same command with no reads, divided by the number of reads.  "
+                 "intellicache's cache was filled beforehand "
+                 f"({cpu['cached_clusters']} of {cpu['cluster_count']} clusters cached); "
+                 "the reference is a ``file`` node on a copy of the image, the node type "
+                 "intellicache reads its hits from (both O_DIRECT, native AIO).\n\n")
+        o.append(table(["node", "instructions, no reads", f"instructions, {cpu['reads']} reads",
+                        "per read"], [
+            ["intellicache", str(cpu["ic"]["instructions_0"]), str(cpu["ic"]["instructions_n"]),
+             f"{cpu['ic']['per_read']:.0f}"],
+            ["file", str(cpu["file"]["instructions_0"]), str(cpu["file"]["instructions_n"]),
+             f"{cpu['file']['per_read']:.0f}"]]) + "\n")
+        o.append(f"Ratio: {cpu['ratio']:.2f}.\n\n")
+
+    obs = observations(res)
+    if obs:
+        o.append(heading("Observations", "="))
+        o.append("Derived from the figures above by the benchmark itself.\n\n")
+        for x in obs:
+            o.append(f"- {x}\n")
+        o.append("\n")
+    return "".join(o)
+
+
+def observations(res):
+    """Where intellicache wins and loses, with the numbers."""
+    out = []
+    cold = res.get("cold", {})
+    for base, wls in cold.items():
+        r = wls.get("rand4k-qd16", {})
+        if "ic" in r and "direct" in r:
+            ic, d = r["ic"], r["direct"]
+            ratio = ic["fio"]["iops"] / d["fio"]["iops"]
+            s = (f"``{base}``, cold 4 KiB random QD16: intellicache {ratio:.2f}x the base "
+                 f"read directly, fetching {ic.get('fetched_per_read', 0):.1f} bytes per byte "
+                 "read (a 64 KiB cluster for each 4 KiB read)")
+            if "daemon_cpu_us_per_io" in ic and "daemon_cpu_us_per_io" in d:
+                s += (f"; the daemon spends {ic['daemon_cpu_us_per_io']:.0f} us of CPU per "
+                      f"read against {d['daemon_cpu_us_per_io']:.0f} us uncached")
+            if "qcow2-cor" in r:
+                s += (f"; qcow2+copy-on-read reaches "
+                      f"{r['qcow2-cor']['fio']['iops'] / d['fio']['iops']:.2f}x")
+            out.append(s + ".")
+    rate = cold.get("nbd-rate", {}).get("rand4k-qd16", {})
+    if "ic" in rate and "direct" in rate:
+        out.append("On the bandwidth-bound base the 64 KiB fetch per 4 KiB miss is the "
+                   "limit: the base delivers its bandwidth, but only 1/16 of it is data the "
+                   f"reader asked for ({rate['ic']['fio']['iops']:.0f} against "
+                   f"{rate['direct']['fio']['iops']:.0f} IOPS); smaller clusters or "
+                   "fetching only the requested range on a bandwidth-bound base would help.")
+    warm = res.get("warm", {}).get("workloads", {})
+    for wl in ("rand4k-qd16", "rand4k-qd1", "seq1m-qd4"):
+        c = warm.get(wl)
+        if c and "ic" in c and "raw-local" in c:
+            ic, raw = c["ic"], c["raw-local"]
+            out.append(f"Warm {wl}: intellicache {ic['fio']['iops'] / raw['fio']['iops']:.2f}x "
+                       f"the raw local file, daemon CPU {ic.get('daemon_cpu_us_per_io', 0):.0f}"
+                       f" us per read against {raw.get('daemon_cpu_us_per_io', 0):.0f} us.")
+    bs = res.get("bootstorm", {}).get("runs", {})
+    if bs:
+        nmax = max(bs, key=int)
+        n1 = min(bs, key=int)
+        if "qcow2-cor" in bs[nmax] and "ic" in bs[nmax]:
+            out.append(f"Boot storm N={nmax}: qcow2+copy-on-read read "
+                       f"{bs[nmax]['qcow2-cor']['base_read_bytes'] / MiB:.0f} MiB from the base "
+                       f"({bs[nmax]['qcow2-cor']['base_read_bytes'] / max(1, bs[n1]['qcow2-cor']['base_read_bytes']):.1f}x "
+                       f"its N={n1} figure), intellicache "
+                       f"{bs[nmax]['ic']['base_read_bytes'] / MiB:.0f} MiB "
+                       f"({bs[nmax]['ic']['base_read_bytes'] / max(1, bs[n1]['ic']['base_read_bytes']):.2f}x); "
+                       f"all clients finished in {bs[nmax]['ic']['makespan_s']:.1f} s against "
+                       f"{bs[nmax]['qcow2-cor']['makespan_s']:.1f} s.")
+    for t in res.get("targets", []):
+        if t["pass"] is False:
+            out.append(f"Missed: {t['name']} ({t['measured']:.2f}, required "
+                       f"{t['op']} {t['target']:g}).")
+    return out
