@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
 
     /* Metadata blocks for a small geometry taken from the input. */
     IcGeometry g{};
-    const std::uint64_t base = 1 + in.take(3) * 4096;
+    const std::uint64_t base = 1 + in.take(2) * 4096;
     const std::uint32_t cs = 4096U << (in.take(1) % 10);
     if (!ic_geometry_init(&g, base, cs, nullptr, 0)) {
         return 0;
