@@ -77,10 +77,9 @@ class LifecycleE2E(h.DaemonTestCase):
                     10, "export removed")
             self.d.qmp.cmd("blockdev-del", **{"node-name": "icl"})
         rss1, fds1 = rss_kib(pid), fd_count(pid)
-        print(f"\n  {CYCLES} cycles: RSS {rss0} -> {rss1} KiB, fds {fds0} -> {fds1}",
-              file=sys.stderr)
-        self.assertEqual(fds1, fds0, "file descriptors leaked")
-        self.assertLess(rss1 - rss0, 2048, "resident memory grew by 2 MiB or more")
+        figures = f"{CYCLES} cycles: RSS {rss0} -> {rss1} KiB, fds {fds0} -> {fds1}"
+        self.assertEqual(fds1, fds0, f"file descriptors leaked; {figures}")
+        self.assertLess(rss1 - rss0, 2048, f"RSS grew by 2 MiB or more; {figures}")
 
     def test_del_of_exported_node_is_refused(self):
         self.add_node()
