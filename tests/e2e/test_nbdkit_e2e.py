@@ -125,6 +125,51 @@ class NbdkitE2E(h.DaemonTestCase):
         self.assertEqual(st["store-errors"], 0, st)
         self.stop_clean(d)
 
+    def test_errors_at_a_rate_fail_exactly_the_affected_reads(self):
+        """A base failing one read in five: each read gets either the base's
+        data or EIO, exactly the failed fetches are counted, nothing of them
+        is cached, and every other cluster is served."""
+        trigger = self.dir / "fail-reads"
+        nk = self.start_nbdkit("flaky", filters=["error"],
+                               filter_args={"error-pread": "EIO",
+                                            "error-pread-rate": "20%",
+                                            "error-pread-file": trigger})
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(),
+                              **{"read-ahead": 0})
+        trigger.touch()  # after the open, which samples the base
+        clusters = BASE_SIZE // 65536
+        failed, served = set(), set()
+        c = h.NbdClient(d.socket, "ic0")
+        try:
+            with open(self.base_path, "rb") as f:
+                for i in random.Random(3).sample(range(clusters), 200):
+                    # One read inside one cluster is one fetch.
+                    off = i * 65536 + 1000
+                    try:
+                        data = c.pread(off, 3000)
+                    except h.NbdError as e:
+                        self.assertEqual(e.errno, 5, "expected NBD_EIO")
+                        failed.add(i)
+                        continue
+                    f.seek(off)
+                    self.assertEqual(data, f.read(3000), f"cluster {i}")
+                    served.add(i)
+        finally:
+            c.close()
+        self.assertTrue(failed and served, "the error rate did not apply")
+        st = self.wait_until_stored(d, len(served))
+        self.assertEqual(st["fetch-errors"], len(failed), st)
+        self.assertEqual(st["cached-clusters"], len(served), st)
+        # Once the base recovers, everything is served and right.
+        trigger.unlink()
+        self.assertEqual(h.nbd_read_all(d.uri).sha256, self.base_sha)
+        self.stop_clean(d)
+
+    def wait_until_stored(self, d, clusters):
+        return h.wait_until(lambda: (lambda st: st if st["cached-clusters"] >= clusters
+                                     else None)(d.stats()),
+                            30, f"{clusters} clusters stored", interval=0.05)
+
     def test_random_unaligned_reads_match_base(self):
         """Byte-granular reads across cluster boundaries, from several
         clients at once on a cold cache with slow fetches (so requests join
