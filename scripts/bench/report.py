@@ -13,9 +13,11 @@ CONFIG_LABELS = {
     "ic": "intellicache",
     "qcow2-cor": "qcow2+COR",
     "raw-local": "raw local",
+    "ic-localbase": "intellicache, local base",
 }
 COLORS = {"direct": "#7f7f7f", "ic-mi1": "#ff7f0e", "ic": "#1f77b4",
-          "qcow2-cor": "#d62728", "raw-local": "#2ca02c"}
+          "qcow2-cor": "#d62728", "raw-local": "#2ca02c",
+          "ic-localbase": "#9467bd"}
 
 
 def write(results, out):
@@ -97,7 +99,8 @@ def make_plots(res, sub):
     wls = [w for w in warm if "raw-local" in warm[w]]
     if wls:
         fig, ax = plt.subplots(figsize=(8, 3.4))
-        configs = ["ic", "qcow2-cor", "raw-local"]
+        configs = [c for c in ("ic", "ic-localbase", "qcow2-cor", "raw-local")
+                   if any(c in warm[w] for w in wls)]
         vals = {}
         for w in wls:
             ref = warm[w]["raw-local"]["fio"]["iops"]
@@ -306,7 +309,12 @@ def render_rst(res, plots, rstdir):
         o.append(heading("Warm cache", "="))
         o.append(f"Region {fmt_bytes(warmres['region_bytes'])}, base ``{warmres['base']}`` "
                  "(only read while filling).  *hits* is intellicache's share of bytes served "
-                 "from its cache.\n\n")
+                 "from its cache.  ``ic, local base`` is intellicache over the raw local file "
+                 "as its base (a file node instead of QEMU's nbd client): its hits are read "
+                 "from the cache file all the same, so any difference from ``intellicache`` "
+                 "comes from the kind of base node.  Each workload ran on every "
+                 f"configuration back to back, {warmres.get('rounds', 1)} round(s) in "
+                 "alternating order; figures are means.\n\n")
         if "warm" in plots:
             o.append(f".. image:: {plots['warm'].relative_to(rstdir)}\n\n")
         rows = []
@@ -314,14 +322,16 @@ def render_rst(res, plots, rstdir):
             c = warm[w]
             ic = c.get("ic", {})
             rows.append([w] + [_iops_cell(c[k]) if k in c else "-"
-                               for k in ("ic", "qcow2-cor", "raw-local")]
+                               for k in ("ic", "qcow2-cor", "raw-local", "ic-localbase")]
                         + [f"{c['ic']['fio']['iops'] / c['raw-local']['fio']['iops']:.2f}"
                            if "ic" in c else "-",
                            f"{100 * ic['hit_share']:.1f}%" if "hit_share" in ic else "-",
                            " / ".join(f"{c[k].get('daemon_cpu_us_per_io', 0):.0f}"
-                                      for k in ("ic", "qcow2-cor", "raw-local") if k in c)])
-        o.append(table(["workload", "intellicache", "qcow2+COR", "raw local", "ic/raw",
-                        "hits", "qsd CPU us/read (ic / COR / raw)"], rows) + "\n")
+                                      if k in c else "-"
+                                      for k in ("ic", "qcow2-cor", "raw-local", "ic-localbase"))])
+        o.append(table(["workload", "intellicache", "qcow2+COR", "raw local",
+                        "ic, local base", "ic/raw", "hits",
+                        "qsd CPU us/read (ic / COR / raw / ic local base)"], rows) + "\n")
         fills = warmres.get("fill", {})
         if fills:
             o.append("Filling the region: " + "; ".join(
@@ -371,6 +381,16 @@ def render_rst(res, plots, rstdir):
              f"{mem['overhead_kib']} KiB"],
             [f"after {mem['reads']} reads", f"{mem['rss_after_reads_kib']} KiB",
              f"{mem['overhead_after_reads_kib']} KiB"]]) + "\n")
+        sm = mem.get("small_base")
+        if sm:
+            o.append(f"The same over a 1 GiB base: {sm['overhead_kib']} KiB after open, "
+                     f"{sm['overhead_after_reads_kib']} KiB after the reads.  Fitting "
+                     "overhead = fixed + size-dependent part: opened, "
+                     f"{mem['overhead_fixed_part_kib']:.0f} KiB fixed + "
+                     f"{mem['overhead_per_tib_part_kib']:.0f} KiB per TiB; after reads, "
+                     f"{mem['overhead_after_reads_fixed_part_kib']:.0f} KiB fixed + "
+                     f"{mem['overhead_after_reads_per_tib_part_kib']:.0f} KiB per TiB (the "
+                     "presence bitmap is 2048 KiB per TiB at 64 KiB clusters).\n\n")
 
     cpu = res.get("cpu")
     if cpu:
@@ -432,9 +452,15 @@ def observations(res):
         c = warm.get(wl)
         if c and "ic" in c and "raw-local" in c:
             ic, raw = c["ic"], c["raw-local"]
-            out.append(f"Warm {wl}: intellicache {ic['fio']['iops'] / raw['fio']['iops']:.2f}x "
-                       f"the raw local file, daemon CPU {ic.get('daemon_cpu_us_per_io', 0):.0f}"
-                       f" us per read against {raw.get('daemon_cpu_us_per_io', 0):.0f} us.")
+            s = (f"Warm {wl}: intellicache {ic['fio']['iops'] / raw['fio']['iops']:.2f}x "
+                 f"the raw local file, daemon CPU {ic.get('daemon_cpu_us_per_io', 0):.0f}"
+                 f" us per read against {raw.get('daemon_cpu_us_per_io', 0):.0f} us")
+            lb = c.get("ic-localbase")
+            if lb:
+                s += (f"; over a local file base instead of the nbd base, intellicache "
+                      f"reaches {lb['fio']['iops'] / raw['fio']['iops']:.2f}x "
+                      f"({lb.get('daemon_cpu_us_per_io', 0):.0f} us per read)")
+            out.append(s + ".")
     bs = res.get("bootstorm", {}).get("runs", {})
     if bs:
         nmax = max(bs, key=int)
@@ -448,6 +474,17 @@ def observations(res):
                        f"({bs[nmax]['ic']['base_read_bytes'] / max(1, bs[n1]['ic']['base_read_bytes']):.2f}x); "
                        f"all clients finished in {bs[nmax]['ic']['makespan_s']:.1f} s against "
                        f"{bs[nmax]['qcow2-cor']['makespan_s']:.1f} s.")
+    mem = res.get("memory")
+    if mem and "overhead_after_reads_per_tib_part_kib" in mem:
+        out.append(f"Memory: opening the node costs {mem['overhead_kib'] / 1024:.1f} MiB over a "
+                   f"1 TiB base ({mem['overhead_per_tib_part_kib'] / 1024:.1f} MiB of it grows "
+                   "with the base: the presence bitmap).  After random reads spread over the "
+                   f"whole base it is {mem['overhead_after_reads_kib'] / 1024:.1f} MiB: "
+                   f"{mem['overhead_after_reads_fixed_part_kib'] / 1024:.1f} MiB that a 1 GiB "
+                   "base shows too (fetch buffers, stores in flight) and "
+                   f"{mem['overhead_after_reads_per_tib_part_kib'] / 1024:.1f} MiB per TiB that "
+                   "grows with the base size, i.e. with the number of metadata blocks (2 GiB "
+                   "of base each) the reads touched.")
     for t in res.get("targets", []):
         if t["pass"] is False:
             out.append(f"Missed: {t['name']} ({t['measured']:.2f}, required "
