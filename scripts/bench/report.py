@@ -67,7 +67,9 @@ def _bars(ax, groups, configs, values, ylabel, title, ref_line=None):
     ax.set_xticklabels(groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    top = max([v for v in values.values() if v] + [ref_line or 0, 1e-9])
+    ax.set_ylim(0, top * 1.18)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def make_plots(res, sub):
@@ -76,7 +78,7 @@ def make_plots(res, sub):
     cold = res.get("cold", {})
     if cold:
         bases = list(cold)
-        fig, axes = plt.subplots(len(bases), 1, figsize=(8, 3.2 * len(bases)), squeeze=False)
+        fig, axes = plt.subplots(len(bases), 1, figsize=(10, 3.2 * len(bases)), squeeze=False)
         for ax, base in zip(axes[:, 0], bases):
             wls = list(cold[base])
             configs = [c for c in ("direct", "ic-mi1", "ic", "qcow2-cor")
@@ -98,7 +100,7 @@ def make_plots(res, sub):
     warm = res.get("warm", {}).get("workloads", {})
     wls = [w for w in warm if "raw-local" in warm[w]]
     if wls:
-        fig, ax = plt.subplots(figsize=(8, 3.4))
+        fig, ax = plt.subplots(figsize=(10, 3.4))
         configs = [c for c in ("ic", "ic-localbase", "qcow2-cor", "raw-local")
                    if any(c in warm[w] for w in wls)]
         vals = {}
