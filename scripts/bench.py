@@ -93,7 +93,7 @@ MODES = {
         mem_reads=1000, cpu_reads=50, cpu_region=16 * MiB),
     "quick": dict(
         runtime=1.5, warm_runtime=1, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
-        warm_region=256 * MiB, boot_region=64 * MiB,
+        warm_region=256 * MiB, boot_region=128 * MiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],
         cold_workloads={"nfs": ["rand4k-qd16", "seq1m-qd4"],
                         "nbd-1ms": ["rand4k-qd16", "seq1m-qd4", "boot"],
@@ -104,7 +104,7 @@ MODES = {
         mem_reads=2000, cpu_reads=500, cpu_region=64 * MiB),
     "full": dict(
         runtime=6, warm_runtime=5, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
-        warm_region=1 * GiB, boot_region=256 * MiB,
+        warm_region=1 * GiB, boot_region=1 * GiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],
         cold_workloads=None,     # all workloads on every base
         warm_workloads=None,
