@@ -428,7 +428,7 @@ class Bench:
         self.nfs_size = self.p["nfs_size"]
         self.nfs_name = "base.img"
         self.ganesha = None
-        self.results = {"cold": {}, "warm": {}, "bootstorm": {}, "skipped": []}
+        self.results = {"cold": {}, "warm": {}, "bootstorm": {}, "skipped": [], "errors": []}
 
     # -- helpers -----------------------------------------------------------
 
@@ -461,8 +461,14 @@ class Bench:
             uri = qsd.uri_for(exports[0])
             timeout = 900 if fixed else runtime * 4 + 180
             cpu0, t0 = proc_cpu_s(qsd.pid), time.monotonic()
-            rec["fio"] = run_fio(fio_argv(uri, workload, runtime, region, fixed=fixed), d, "fio",
-                                 timeout)
+            try:
+                rec["fio"] = run_fio(fio_argv(uri, workload, runtime, region, fixed=fixed), d,
+                                     "fio", timeout)
+            except h.HarnessError as e:
+                raise h.HarnessError(f"{label}: {e}\nqemu-storage-daemon log:\n"
+                                     f"{h.log_tail(qsd.log_path)}\nbase log:\n"
+                                     f"{h.log_tail(base.nbdkit.log_path) if base.nbdkit else ''}"
+                                     ) from e
             rec["daemon_cpu_s"] = proc_cpu_s(qsd.pid) - cpu0
             rec["wall_s"] = time.monotonic() - t0
             if rec["fio"]["total_ios"]:
@@ -524,8 +530,21 @@ class Bench:
                     fixed = region // 8 if wl == "boot" else None
                     for cfg in COLD_CONFIGS:
                         d = self.rundir("cold", bname, wl, cfg)
-                        r = self.one_run(d, base, cfg, wl, p["runtime"], region, fixed=fixed,
-                                         label=f"cold {bname} {wl} {cfg}")
+                        r = None
+                        for attempt in (1, 2):
+                            try:
+                                r = self.one_run(d, base, cfg, wl, p["runtime"], region,
+                                                 fixed=fixed,
+                                                 label=f"cold {bname} {wl} {cfg}")
+                                break
+                            except h.HarnessError as e:
+                                # One failed run must not lose the others:
+                                # record it, retry once, go on.
+                                self.results["errors"].append(f"attempt {attempt}: {e}")
+                                log(f"      {cfg}: FAILED (attempt {attempt}): {e}")
+                                d = self.rundir("cold", bname, wl, f"{cfg}-retry{attempt}")
+                        if r is None:
+                            continue
                         res.setdefault(wl, {})[cfg] = r
                         log("      " + fmt_run(cfg, r))
 

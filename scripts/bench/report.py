@@ -232,6 +232,10 @@ def render_rst(res, plots, rstdir):
     o.append(table(["target", "measured", "required", "result", "figures"], rows) + "\n")
     if res.get("skipped"):
         o.append("Skipped: " + "; ".join(res["skipped"]) + ".\n\n")
+    if res.get("errors"):
+        o.append("Runs that failed (their figures are missing below)::\n\n")
+        for e in res["errors"]:
+            o.append("".join(f"  {line}\n" for line in e.splitlines()) + "\n")
 
     o.append(heading("Setup", "="))
     o.append("Every configuration is a ``qemu-storage-daemon`` NBD export read by fio's "
