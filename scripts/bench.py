@@ -41,14 +41,13 @@ it exits non-zero only if the benchmark itself could not run.
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
 import random
 import resource
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -1076,11 +1075,8 @@ def parse_args():
 def reexec_for_matplotlib():
     """Debian's matplotlib is for Debian's python3; if another python3 runs
     us without it, run again with /usr/bin/python3."""
-    try:
-        import matplotlib  # noqa: F401
+    if importlib.util.find_spec("matplotlib") is not None:
         return
-    except ImportError:
-        pass
     syspy = "/usr/bin/python3"
     if (os.path.exists(syspy) and os.path.realpath(sys.executable) != os.path.realpath(syspy)
             and not os.environ.get("IC_BENCH_REEXEC")):
@@ -1127,9 +1123,12 @@ def main():
         state = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
         log(f"{state}  {t['name']}: {t['measured']:.2f} (target {t['op']} {t['target']:g}; "
             f"{t['detail']}){' [' + t['note'] + ']' if t['note'] else ''}")
-    log(f"bench: {results['elapsed_s']:.0f} s; wrote {', '.join(str(f) for f in files)}")
     if tmp_out is not None:
+        log(f"bench: {results['elapsed_s']:.0f} s; wrote {len(files)} files to {out} "
+            "(temporary, now removed)")
         tmp_out.cleanup()
+    else:
+        log(f"bench: {results['elapsed_s']:.0f} s; wrote {', '.join(str(f) for f in files)}")
     return 0
 
 
