@@ -2,7 +2,8 @@
 # Run every test of intellicache, building first if needed:
 #   unit     GoogleTest tests of the C++ core, also under ASan + UBSan
 #   fuzz     libFuzzer targets of the core, 20 s each
-#   iotests  qemu-iotests of the driver, run by QEMU's 'check'
+#   iotests  qemu-iotests of the driver, run by QEMU's 'check', also
+#            against a build of QEMU and the module with ASan + UBSan
 #   e2e      end to end against real servers (nfs-ganesha, nbdkit, NBD clients)
 #   lint     checkpatch, clang-format, clang-tidy
 # Ends with one line "N passed, N failed" counting individual tests.
@@ -60,6 +61,17 @@ bad=$(grep -cE '[[:space:]]fail[[:space:]]+\[' "$log/iotests")
 passed=$((passed + ok))
 failed=$((failed + bad))
 [ $rc -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+
+# iotests again, against QEMU and the module built with ASan + UBSan; the
+# script ends with "N passed, N failed"
+suite iotests-asan scripts/asan-iotests.sh
+rc=$?
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/iotests-asan" | tail -n1)
+if [ -n "$line" ]; then
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+fi
+[ $rc -ne 0 ] && [ -z "$line" ] && failed=$((failed + 1))
 
 # e2e: its runner ends with "N passed, N failed"
 suite e2e tests/e2e/run.sh

@@ -7,11 +7,26 @@
 import hashlib
 import os
 import random
+import re
 
 import iotests
 from iotests import QemuStorageDaemon, qemu_io
 
 NBD_SOCK = os.path.join(iotests.sock_dir, 'ic-nbd.sock')
+
+
+# Notices that AddressSanitizer prints about QEMU's coroutine stacks in
+# sanitizer builds (scripts/build-qemu.sh --configure-args --enable-asan);
+# they are not errors of the program under test.
+_SANITIZER_NOTICE = re.compile(
+    r"^(==\d+==WARNING: ASan .*|False positive error reports may follow|"
+    r"For details see https://github.com/google/sanitizers/issues/189)\n",
+    re.MULTILINE)
+
+
+def tool_output(res):
+    """A tool's combined output without sanitizer notices."""
+    return _SANITIZER_NOTICE.sub('', res.stdout)
 
 
 def write_random(path, size, seed):
