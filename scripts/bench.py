@@ -158,6 +158,19 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def remove_images(d):
+    """Delete the cache files and overlays of a finished run in @d."""
+    for f in list(Path(d).glob("*.img")) + list(Path(d).glob("*.qcow2")):
+        f.unlink()
+
+
+def proc_state(proc):
+    rc = proc.poll()
+    if rc is None:
+        return "still running"
+    return f"exited with status {rc}" if rc >= 0 else f"killed by signal {-rc}"
+
+
 def proc_rss_kib(pid, field="VmRSS:"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field):
@@ -449,7 +462,15 @@ class Bench:
                 if fio["io_bytes"] else 0.0}
 
     def one_run(self, d, base, config, workload, runtime, region, fixed=None, label=""):
-        """Fresh base server, daemon and cache or overlay; fio; collect; stop."""
+        """Fresh base server, daemon and cache or overlay; fio; collect; stop.
+        The cache file or overlays are deleted afterwards (a --full run
+        fills tens of GiB otherwise)."""
+        try:
+            return self._one_run(d, base, config, workload, runtime, region, fixed, label)
+        finally:
+            remove_images(d)
+
+    def _one_run(self, d, base, config, workload, runtime, region, fixed, label):
         rec = {}
         with contextlib.ExitStack() as stack:
             bnode = base.start(d, stack)
@@ -464,10 +485,14 @@ class Bench:
                 rec["fio"] = run_fio(fio_argv(uri, workload, runtime, region, fixed=fixed), d,
                                      "fio", timeout)
             except h.HarnessError as e:
-                raise h.HarnessError(f"{label}: {e}\nqemu-storage-daemon log:\n"
-                                     f"{h.log_tail(qsd.log_path)}\nbase log:\n"
-                                     f"{h.log_tail(base.nbdkit.log_path) if base.nbdkit else ''}"
-                                     ) from e
+                first = str(e).split("\n{", 1)[0]       # without fio's JSON
+                nk = base.nbdkit
+                raise h.HarnessError(
+                    f"{label}: {first}\n"
+                    f"qemu-storage-daemon: {proc_state(qsd.proc)}; log:\n"
+                    f"{h.log_tail(qsd.log_path)}\n"
+                    + (f"nbdkit: {proc_state(nk.proc)}; log:\n{h.log_tail(nk.log_path)}"
+                       if nk else "")) from e
             rec["daemon_cpu_s"] = proc_cpu_s(qsd.pid) - cpu0
             rec["wall_s"] = time.monotonic() - t0
             if rec["fio"]["total_ios"]:
@@ -536,7 +561,8 @@ class Bench:
                                                  fixed=fixed,
                                                  label=f"cold {bname} {wl} {cfg}")
                                 break
-                            except h.HarnessError as e:
+                            except (h.HarnessError, OSError,
+                                    subprocess.CalledProcessError) as e:
                                 # One failed run must not lose the others:
                                 # record it, retry once, go on.
                                 self.results["errors"].append(f"attempt {attempt}: {e}")
@@ -570,6 +596,7 @@ class Bench:
                     log(f"      skipped: {e}")
                     return False
                 time.sleep(5)
+        stack.callback(img.unlink)
         stack.callback(g.stop)
         self.ganesha = g
         return True
@@ -671,6 +698,12 @@ class Bench:
                     f"({r['base_per_unique_clusters']:.2f}x unique clusters)")
 
     def storm_run(self, d, cfg, n, region, fixed):
+        try:
+            return self._storm_run(d, cfg, n, region, fixed)
+        finally:
+            remove_images(d)
+
+    def _storm_run(self, d, cfg, n, region, fixed):
         base = BaseServer(self, "nbd-1ms")
         rec = {}
         with contextlib.ExitStack() as stack:
@@ -1115,6 +1148,9 @@ def main():
         out = Path(tmp_out.name)
     else:
         out = REPO / "docs"
+    st = os.statvfs(args.work_dir or tempfile.gettempdir())
+    if st.f_bavail * st.f_frsize < 8 * GiB:
+        sys.exit("bench: less than 8 GiB free for cache files and overlays (see --work-dir)")
     log(f"bench: {args.mode} mode, parts {','.join(parts)}, output {out}")
     results = Bench(args).run(parts)
     files = report.write(results, out)
