@@ -1100,6 +1100,8 @@ def parse_args():
     p.add_argument("--runtime", type=float, help="override seconds per fio run")
     p.add_argument("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     p.add_argument("--bases", help=f"comma-separated subset of {','.join(BASES)}")
+    p.add_argument("--report-from", metavar="JSON",
+                   help="only render the report again from a results file (no runs)")
     p.add_argument("--work-dir", help="where cache files and overlays go "
                                       "(default: the system's temporary directory)")
     return p.parse_args()
@@ -1122,6 +1124,13 @@ def reexec_for_matplotlib():
 def main():
     args = parse_args()
     reexec_for_matplotlib()
+    if args.report_from:
+        import report  # scripts/bench/report.py
+        results = json.loads(Path(args.report_from).read_text())
+        out = Path(args.output) if args.output else REPO / "docs"
+        files = report.write(results, out)
+        log(f"bench: rendered {', '.join(str(f) for f in files)}")
+        return 0
     h.exit_on_sigterm()
     missing = h.missing_programs(["nbdkit", "fio"])
     if missing:
@@ -1157,7 +1166,7 @@ def main():
     log("")
     for t in results["targets"]:
         state = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
-        log(f"{state}  {t['name']}: {t['measured']:.2f} (target {t['op']} {t['target']:g}; "
+        log(f"{state}  {t['name']}: {t['measured']:.3f} (target {t['op']} {t['target']:g}; "
             f"{t['detail']}){' [' + t['note'] + ']' if t['note'] else ''}")
     if tmp_out is not None:
         log(f"bench: {results['elapsed_s']:.0f} s; wrote {len(files)} files to {out} "

@@ -227,7 +227,7 @@ def render_rst(res, plots, rstdir):
     rows = []
     for t in res["targets"]:
         state = {True: "PASS", False: "**FAIL**", None: "n/a"}[t["pass"]]
-        rows.append([t["name"], f"{t['measured']:.2f}", f"{t['op']} {t['target']:g}", state,
+        rows.append([t["name"], f"{t['measured']:.3f}", f"{t['op']} {t['target']:g}", state,
                      t["detail"] + (f" ({t['note']})" if t["note"] else "")])
     o.append(table(["target", "measured", "required", "result", "figures"], rows) + "\n")
     if res.get("skipped"):
@@ -499,6 +499,6 @@ def observations(res):
                       > 2048 else "."))
     for t in res.get("targets", []):
         if t["pass"] is False:
-            out.append(f"Missed: {t['name']} ({t['measured']:.2f}, required "
+            out.append(f"Missed: {t['name']} ({t['measured']:.3f}, required "
                        f"{t['op']} {t['target']:g}).")
     return out
