@@ -598,6 +598,41 @@ static int64_t coroutine_fn GRAPH_RDLOCK ic_co_getlength(BlockDriverState *bs)
     return ic_core_geometry(s->core)->base_size;
 }
 
+/*
+ * Cached clusters are data in the cache file, reported without asking the
+ * base: an NBD export asks for the block status of every read, and on a
+ * remote base each question would be a round trip.  Clusters not cached yet
+ * pass the question through to the base, which knows about holes.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
+                   int64_t bytes, int64_t *pnum, int64_t *map,
+                   BlockDriverState **file)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    const IcGeometry *g = ic_core_geometry(s->core);
+    bool present;
+    uint64_t run;
+
+    run = ic_core_present_run(s->core, offset, bytes, &present);
+    if (run == 0) {
+        return -EINVAL;
+    }
+    /*
+     * A run may end at the unaligned end of the base, while the block layer
+     * asked for a range rounded up to the request alignment.
+     */
+    *pnum = offset + run >= g->base_size ? bytes : run;
+    if (present) {
+        *map = g->data_offset + offset;
+        *file = s->cache->bs;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    *map = offset;
+    *file = bs->file->bs;
+    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+}
+
 static void GRAPH_RDLOCK
 ic_child_perm(BlockDriverState *bs, BdrvChild *c, BdrvChildRole role,
               BlockReopenQueue *reopen_queue,
@@ -1154,6 +1189,7 @@ static BlockDriver bdrv_intellicache = {
     .bdrv_co_getlength          = ic_co_getlength,
     .bdrv_co_preadv_part        = ic_co_preadv_part,
     .bdrv_co_pwritev_part       = ic_co_pwritev_part,
+    .bdrv_co_block_status       = ic_co_block_status,
 
     .bdrv_drain_begin           = ic_drain_begin,
     .bdrv_detach_aio_context    = ic_detach_aio_context,

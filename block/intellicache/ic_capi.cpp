@@ -198,3 +198,12 @@ void ic_core_get_stats(const IcCore *core, IcStats *st) {
 bool ic_core_cluster_present(const IcCore *core, uint64_t index) {
     return no_throw([&] { return core->core->cluster_present(index); });
 }
+
+uint64_t ic_core_present_run(const IcCore *core, uint64_t offset,
+                             uint64_t bytes, bool *present) {
+    return no_throw([&] {
+        const auto run = core->core->present_run(offset, bytes);
+        *present = run.present;
+        return run.bytes;
+    });
+}

@@ -160,6 +160,22 @@ std::size_t Core::sync_blocks(std::span<std::uint64_t> out) const {
     return n;
 }
 
+Core::PresentRun Core::present_run(std::uint64_t offset,
+                                   std::uint64_t bytes) const {
+    const std::uint64_t base_size = geometry_.base_size();
+    if (offset >= base_size || bytes == 0) {
+        return {.present = false, .bytes = 0};
+    }
+    const std::uint64_t end = offset + std::min(bytes, base_size - offset);
+    const std::uint64_t first = geometry_.cluster_of(offset);
+    const std::uint64_t limit = geometry_.cluster_of(end - 1) - first + 1;
+    const bool present = present_.test(first);
+    const std::uint64_t run = present_.run_length(first, present, limit);
+    return {.present = present,
+            .bytes =
+                std::min(geometry_.clusters_end(first + run), end) - offset};
+}
+
 IcStats Core::stats() const {
     IcStats st = stats_;
     st.cached_clusters = present_.count();

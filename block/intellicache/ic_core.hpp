@@ -70,6 +70,13 @@ public:
         return present_.test(index);
     }
 
+    /* See ic_core_present_run(). */
+    struct PresentRun {
+        bool present;
+        std::uint64_t bytes;
+    };
+    PresentRun present_run(std::uint64_t offset, std::uint64_t bytes) const;
+
     std::uint64_t max_fetch_clusters() const { return max_fetch_clusters_; }
 
 private:

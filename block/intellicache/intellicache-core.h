@@ -285,6 +285,16 @@ void ic_core_get_stats(const IcCore *core, IcStats *st);
 /* True if cluster @index is present (for tests and tools). */
 bool ic_core_cluster_present(const IcCore *core, uint64_t index);
 
+/*
+ * Block status: whether the byte at @offset is in a present cluster (served
+ * from the cache file) and how many bytes from @offset, at most @bytes,
+ * share that state.  The run ends at a cluster boundary, at the end of the
+ * base, or at @offset + @bytes.  Returns 0 (and @present false) if @offset
+ * is at or past the end of the base or @bytes is 0.
+ */
+uint64_t ic_core_present_run(const IcCore *core, uint64_t offset,
+                             uint64_t bytes, bool *present);
+
 #ifdef __cplusplus
 }
 #endif

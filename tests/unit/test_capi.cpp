@@ -117,6 +117,52 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
     ic_core_free(reformatted);
 }
 
+TEST(CApi, PresentRunsForBlockStatus) {
+    IcGeometry g;
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    IcCore *core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH);
+    ASSERT_NE(core, nullptr);
+    const uint64_t last = g.cluster_count - 1;
+    const uint64_t tail = kBase - last * kCs; /* the short last cluster */
+    bool present = true;
+
+    /* Nothing cached: one absent run up to the request's end or EOF. */
+    EXPECT_EQ(ic_core_present_run(core, 100, kBase, &present), kBase - 100);
+    EXPECT_FALSE(present);
+    EXPECT_EQ(ic_core_present_run(core, 100, 5, &present), 5U);
+
+    /* Clusters 2-3 stored; cluster 5 being fetched (not present yet). */
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan(core, 2 * kCs, 2 * kCs, &seg, 1), 1U);
+    ic_core_fetch_done(core, seg.fetch, true);
+    ic_core_fetch_stored(core, seg.fetch, true);
+    IcSegment pending;
+    ASSERT_EQ(ic_core_plan(core, 5 * kCs, kCs, &pending, 1), 1U);
+    ic_core_fetch_done(core, pending.fetch, true);
+
+    EXPECT_EQ(ic_core_present_run(core, 10, 10 * kCs, &present), 2 * kCs - 10);
+    EXPECT_FALSE(present);
+    EXPECT_EQ(ic_core_present_run(core, 2 * kCs + 7, 10 * kCs, &present),
+              2 * kCs - 7);
+    EXPECT_TRUE(present);
+    EXPECT_EQ(ic_core_present_run(core, 3 * kCs, 100, &present), 100U);
+    EXPECT_TRUE(present);
+    EXPECT_EQ(ic_core_present_run(core, 4 * kCs, 10 * kCs, &present), 10 * kCs);
+    EXPECT_FALSE(present);
+
+    /* The short last cluster: a run ends at the end of the base. */
+    ASSERT_EQ(ic_core_plan(core, last * kCs, tail, &seg, 1), 1U);
+    ic_core_fetch_done(core, seg.fetch, true);
+    ic_core_fetch_stored(core, seg.fetch, true);
+    EXPECT_EQ(ic_core_present_run(core, last * kCs + 1, kCs, &present),
+              tail - 1);
+    EXPECT_TRUE(present);
+    EXPECT_EQ(ic_core_present_run(core, kBase, 10, &present), 0U);
+    EXPECT_FALSE(present);
+    EXPECT_EQ(ic_core_present_run(core, 0, 0, &present), 0U);
+    ic_core_free(core);
+}
+
 TEST(CApi, InvalidGeometryGivesNoCore) {
     IcGeometry g;
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
