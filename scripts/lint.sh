@@ -1,6 +1,6 @@
 #!/bin/bash
-# Style and static checks: QEMU's checkpatch on the C glue, clang-format and
-# clang-tidy on the C++ core and its tests.
+# Style and static checks: QEMU's checkpatch on the C glue, clang-format on
+# the C++ core and its tests, clang-tidy and cppcheck on the core.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +24,12 @@ mapfile -t core < <(git ls-files 'block/intellicache/*.cpp')
 echo "lint: clang-tidy (${#core[@]} files)"
 if ! clang-tidy -p build --quiet --warnings-as-errors='*' "${core[@]}" \
         2>/dev/null; then
+    status=1
+fi
+echo "lint: cppcheck (${#core[@]} files)"
+if ! cppcheck --std=c++20 --language=c++ --quiet --error-exitcode=1 \
+        --enable=warning,style,performance,portability --inline-suppr \
+        -I block/intellicache "${core[@]}"; then
     status=1
 fi
 exit $status

@@ -34,7 +34,7 @@ apt-get update -q
 pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-venv
   libglib2.0-dev libnfs-dev libaio-dev liburing-dev libzstd-dev zlib1g-dev
   libfuse3-dev libjson-c-dev libgtest-dev libgmock-dev dpkg-dev xz-utils
-  clang clang-format clang-tidy libclang-rt-14-dev valgrind"
+  clang clang-format clang-tidy cppcheck libclang-rt-14-dev valgrind"
 # Servers and clients for the tests and the demo (all used on loopback).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
   libnbd-bin python3-pycotap python3-matplotlib"

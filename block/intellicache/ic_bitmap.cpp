@@ -49,9 +49,9 @@ std::uint64_t ClusterBitmap::update_range(std::uint64_t first, std::uint64_t n,
         const std::uint64_t hi =
             std::min<std::uint64_t>(kWordBits, lo + (end - i));
         const std::uint64_t mask = bit_span(lo, hi);
-        std::uint64_t &word = words_[w];
-        const std::uint64_t flips = set_bits ? (mask & ~word) : (mask & word);
-        word ^= flips;
+        std::uint64_t &bits = words_[w];
+        const std::uint64_t flips = set_bits ? (mask & ~bits) : (mask & bits);
+        bits ^= flips;
         changed += static_cast<std::uint64_t>(std::popcount(flips));
         i += hi - lo;
     }

@@ -16,16 +16,16 @@ namespace intellicache {
 
 std::unique_ptr<Core> Core::create(const IcGeometry &g, std::uint64_t instance,
                                    std::uint64_t max_fetch_bytes) {
-    const auto geometry = Geometry::adopt(g);
-    if (!geometry) {
+    const auto adopted = Geometry::adopt(g);
+    if (!adopted) {
         return nullptr;
     }
     /* Whole clusters, at least one, and never beyond the format's limit. */
     const std::uint64_t bytes = std::min(
         max_fetch_bytes, static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT));
     const std::uint64_t clusters =
-        std::max<std::uint64_t>(1, bytes / geometry->cluster_size());
-    return std::unique_ptr<Core>(new Core(*geometry, instance, clusters));
+        std::max<std::uint64_t>(1, bytes / adopted->cluster_size());
+    return std::unique_ptr<Core>(new Core(*adopted, instance, clusters));
 }
 
 Core::Core(const Geometry &geometry, std::uint64_t instance,
