@@ -876,7 +876,7 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
     }
 
     if (!want.cluster_size) {
-        want.cluster_size = IC_DEFAULT_CLUSTER_SIZE;
+        want.cluster_size = ic_default_cluster_size(base_size);
     }
     if (!ic_geometry_init(&g, base_size, want.cluster_size, why,
                           sizeof(why))) {

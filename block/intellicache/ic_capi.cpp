@@ -65,6 +65,12 @@ bool ic_geometry_init(IcGeometry *g, uint64_t base_size, uint32_t cluster_size,
     });
 }
 
+uint32_t ic_default_cluster_size(uint64_t base_size) {
+    return no_throw([&] {
+        return intellicache::Geometry::default_cluster_size(base_size);
+    });
+}
+
 void ic_header_encode(const IcHeaderInfo *h, uint8_t *out) {
     no_throw([&] { intellicache::HeaderCodec::encode(*h, out); });
 }

@@ -57,11 +57,20 @@ std::optional<Geometry> Geometry::compute(std::uint64_t base_size,
         return std::nullopt;
     }
 
-    /* No overflow: base_size <= 2^56 keeps every sum below 2^57. */
+    /* No overflow: base_size <= 2^53 keeps every sum below 2^54. */
     IcGeometry g{};
     g.base_size = base_size;
     g.cluster_size = cluster_size;
     g.cluster_count = div_round_up(base_size, cluster_size);
+    if (g.cluster_count > IC_MAX_CLUSTER_COUNT) {
+        why.set("cluster-size %" PRIu32 " gives %" PRIu64
+                " clusters for a base of %" PRIu64
+                " bytes, more than the maximum of %" PRIu64
+                "; use a larger cluster-size",
+                cluster_size, g.cluster_count, base_size,
+                static_cast<std::uint64_t>(IC_MAX_CLUSTER_COUNT));
+        return std::nullopt;
+    }
     g.meta_offset = IC_HEADER_SIZE;
     g.meta_blocks = div_round_up(g.cluster_count, kMetaBlockClusters);
     g.data_offset =
@@ -70,6 +79,15 @@ std::optional<Geometry> Geometry::compute(std::uint64_t base_size,
     /* The last cluster gets a full slot even if the base ends inside it. */
     g.file_size = g.data_offset + g.cluster_count * cluster_size;
     return Geometry(g);
+}
+
+std::uint32_t Geometry::default_cluster_size(std::uint64_t base_size) {
+    std::uint32_t cs = IC_DEFAULT_CLUSTER_SIZE;
+    while (cs < IC_MAX_CLUSTER_SIZE &&
+           div_round_up(base_size, cs) > IC_DEFAULT_MAX_CLUSTERS) {
+        cs *= 2;
+    }
+    return cs;
 }
 
 std::optional<Geometry> Geometry::adopt(const IcGeometry &g) {

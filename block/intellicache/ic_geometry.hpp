@@ -33,6 +33,8 @@ public:
     static std::optional<Geometry> compute(std::uint64_t base_size,
                                            std::uint32_t cluster_size,
                                            WhyBuffer &why);
+    /* See ic_default_cluster_size(). */
+    static std::uint32_t default_cluster_size(std::uint64_t base_size);
     /* Accepts @g only if it is exactly what compute() would produce. */
     static std::optional<Geometry> adopt(const IcGeometry &g);
 

@@ -38,13 +38,21 @@ extern "C" {
 #define IC_FINGERPRINT_SIZE 32
 #define IC_MIN_CLUSTER_SIZE 4096u
 #define IC_MAX_CLUSTER_SIZE (2u * 1024 * 1024)
-#define IC_DEFAULT_CLUSTER_SIZE (64u * 1024)
+/* Default cluster size: the smallest, unless the base is large (below). */
+#define IC_DEFAULT_CLUSTER_SIZE 4096u
+/* The default grows until the base has at most this many clusters. */
+#define IC_DEFAULT_MAX_CLUSTERS (UINT64_C(1) << 26)
+/* Most clusters a cache may have (the presence bitmap: 512 MiB). */
+#define IC_MAX_CLUSTER_COUNT (UINT64_C(1) << 32)
 #define IC_MAX_INFLIGHT_LIMIT 1024u
 #define IC_DEFAULT_MAX_INFLIGHT 16u
 #define IC_DEFAULT_MAX_FETCH (1024u * 1024)
 #define IC_MAX_FETCH_LIMIT (64u * 1024 * 1024)
-/* Largest base the format accepts (bytes); keeps every offset in int64. */
-#define IC_MAX_BASE_SIZE (UINT64_C(1) << 56)
+/*
+ * Largest base (bytes): IC_MAX_CLUSTER_COUNT clusters of the largest size,
+ * 8 PiB.  Keeps every offset in int64.
+ */
+#define IC_MAX_BASE_SIZE (UINT64_C(1) << 53)
 
 /* Where things live in a cache file for a given base size and cluster size. */
 typedef struct IcGeometry {
@@ -60,11 +68,21 @@ typedef struct IcGeometry {
 /*
  * Compute the layout.  Returns false (and writes a message naming the bad
  * value into @why) if cluster_size is not a power of two within
- * [IC_MIN_CLUSTER_SIZE, IC_MAX_CLUSTER_SIZE] or base_size is 0 or larger
- * than IC_MAX_BASE_SIZE.
+ * [IC_MIN_CLUSTER_SIZE, IC_MAX_CLUSTER_SIZE], base_size is 0 or larger
+ * than IC_MAX_BASE_SIZE, or the base would have more than
+ * IC_MAX_CLUSTER_COUNT clusters.
  */
 bool ic_geometry_init(IcGeometry *g, uint64_t base_size, uint32_t cluster_size,
                       char *why, size_t why_len);
+
+/*
+ * The cluster size of a new cache for a base of @base_size bytes: the
+ * smallest power of two from IC_DEFAULT_CLUSTER_SIZE up to
+ * IC_MAX_CLUSTER_SIZE that gives at most IC_DEFAULT_MAX_CLUSTERS clusters
+ * (4 KiB up to 256 GiB, 16 KiB up to 1 TiB, ...): small clusters fetch
+ * least for random reads, and the presence bitmap stays within 8 MiB.
+ */
+uint32_t ic_default_cluster_size(uint64_t base_size);
 
 /* What the header of a cache file records. */
 typedef struct IcHeaderInfo {

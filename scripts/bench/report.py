@@ -398,6 +398,12 @@ def render_rst(res, plots, rstdir):
                      f"{sm['overhead_after_reads_kib']} KiB after the reads.  Peak RSS (VmHWM) "
                      f"of the 1 TiB daemon: {mem['hwm_kib']} KiB.  The presence bitmap is "
                      "2048 KiB per TiB at 64 KiB clusters.\n\n")
+        dc = mem.get("default_cluster")
+        if dc:
+            o.append(f"With the default cluster size for a 1 TiB base "
+                     f"({dc['cluster_size'] // 1024} KiB, chosen so that the bitmap stays "
+                     f"within 8 MiB), the overhead is {dc['overhead_kib']} KiB after open "
+                     f"and {dc['overhead_after_reads_kib']} KiB after the reads.\n\n")
 
     cpu = res.get("cpu")
     if cpu:

@@ -143,7 +143,8 @@ class NbdkitE2E(h.DaemonTestCase):
         try:
             with open(self.base_path, "rb") as f:
                 for i in random.Random(3).sample(range(clusters), 200):
-                    # One read inside one cluster is one fetch.
+                    # One read inside one cluster (of the 4 KiB default) is
+                    # one fetch.
                     off = i * 65536 + 1000
                     try:
                         data = c.pread(off, 3000)

@@ -17,9 +17,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import icharness as h  # noqa: E402
 
 # A multiple of 512 (QEMU rounds node sizes up to sectors) but not of the
-# 64 KiB cluster size: the last cluster is partial.
+# cluster size (4 KiB, the default for bases up to 256 GiB): the last
+# cluster is partial.
 BASE_SIZE = 64 * h.MiB + 47 * 512
-CLUSTER = 65536
+CLUSTER = 4096
 CLUSTERS = math.ceil(BASE_SIZE / CLUSTER)
 
 

@@ -14,7 +14,7 @@
 
 namespace {
 
-constexpr uint32_t kCs = IC_DEFAULT_CLUSTER_SIZE;
+constexpr uint32_t kCs = 64 * 1024;
 constexpr uint64_t kBase = 10ULL * 1024 * 1024 + 4321;
 
 TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {

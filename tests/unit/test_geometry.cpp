@@ -100,10 +100,39 @@ TEST(Geometry, SmallestClusters) {
 }
 
 TEST(Geometry, LargestBase) {
-    const IcGeometry g = layout(IC_MAX_BASE_SIZE, IC_MIN_CLUSTER_SIZE);
-    EXPECT_EQ(g.cluster_count, IC_MAX_BASE_SIZE / 4096);
+    const IcGeometry g = layout(IC_MAX_BASE_SIZE, IC_MAX_CLUSTER_SIZE);
+    EXPECT_EQ(g.cluster_count, IC_MAX_CLUSTER_COUNT);
     EXPECT_GT(g.file_size, IC_MAX_BASE_SIZE);
     EXPECT_LT(g.file_size, uint64_t{INT64_MAX});
+}
+
+/* A bitmap of 2^40 clusters would not fit in memory: refused, not a crash. */
+TEST(Geometry, RejectsTooManyClusters) {
+    const IcGeometry g = layout(IC_MAX_CLUSTER_COUNT * 4096, 4096);
+    EXPECT_EQ(g.cluster_count, IC_MAX_CLUSTER_COUNT);
+    EXPECT_EQ(rejection(IC_MAX_CLUSTER_COUNT * 4096 + 1, 4096),
+              "cluster-size 4096 gives 4294967297 clusters for a base of "
+              "17592186044417 bytes, more than the maximum of 4294967296; "
+              "use a larger cluster-size");
+    EXPECT_NE(rejection(IC_MAX_BASE_SIZE, k64K).find("4294967296"),
+              std::string::npos);
+}
+
+TEST(Geometry, DefaultClusterSize) {
+    constexpr uint64_t kGiB = 1024 * kMiB;
+    EXPECT_EQ(ic_default_cluster_size(1), 4096U);
+    EXPECT_EQ(ic_default_cluster_size(256 * kGiB), 4096U);
+    EXPECT_EQ(ic_default_cluster_size(256 * kGiB + 1), 8192U);
+    EXPECT_EQ(ic_default_cluster_size(1024 * kGiB), 16384U);
+    EXPECT_EQ(ic_default_cluster_size(4096 * kGiB), k64K);
+    EXPECT_EQ(ic_default_cluster_size(IC_MAX_BASE_SIZE), IC_MAX_CLUSTER_SIZE);
+    /* The default always gives a valid layout with a bitmap <= 8 MiB, up
+     * to 128 TiB. */
+    for (uint64_t base = kMiB; base <= (uint64_t{1} << 47); base *= 3) {
+        const uint32_t cs = ic_default_cluster_size(base);
+        const IcGeometry g = layout(base, cs);
+        EXPECT_LE(g.cluster_count, IC_DEFAULT_MAX_CLUSTERS) << base;
+    }
 }
 
 TEST(Geometry, RejectsNonPowerOfTwo) {
@@ -127,8 +156,8 @@ TEST(Geometry, RejectsOutOfRange) {
 TEST(Geometry, RejectsBadBaseSizes) {
     EXPECT_NE(rejection(0, k64K).find("base size 0"), std::string::npos);
     const std::string msg = rejection(IC_MAX_BASE_SIZE + 1, k64K);
-    EXPECT_NE(msg.find("72057594037927937"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("72057594037927936"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("9007199254740993"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("9007199254740992"), std::string::npos) << msg;
 }
 
 TEST(Geometry, MessageTruncatedAndTerminated) {
