@@ -604,6 +604,24 @@ static int64_t coroutine_fn GRAPH_RDLOCK ic_co_getlength(BlockDriverState *bs)
  * remote base each question would be a round trip.  Clusters not cached yet
  * pass the question through to the base, which knows about holes.
  */
+/*
+ * The cache file holds a copy of the base's data: warn if other users may
+ * read it.  Only a "file" node has a path whose mode we can check.
+ */
+static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
+{
+    struct stat st;
+
+    if (!cache->drv || strcmp(cache->drv->format_name, "file") != 0 ||
+        stat(cache->filename, &st) < 0 || !(st.st_mode & 077)) {
+        return;
+    }
+    warn_report("intellicache: '%s': cache file '%s' has mode %04o: other "
+                "users can read the cached data; use mode 0600",
+                bdrv_get_node_name(bs), cache->filename,
+                (unsigned)(st.st_mode & 07777));
+}
+
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                    int64_t bytes, int64_t *pnum, int64_t *map,
@@ -831,6 +849,7 @@ ic_open_cache(BlockDriverState *bs, uint32_t cluster_size, uint64_t max_fetch,
     }
     want.base_size = base_size;
     if (!no_io) {
+        ic_check_cache_mode(bs, s->cache->bs);
         ret = ic_base_fingerprint(bs, base_size, user_fingerprint,
                                   want.fingerprint, errp);
         if (ret < 0) {

@@ -1,0 +1,183 @@
+"""intellicache crash loop over a real nbdkit base.
+
+Each iteration: a qemu-storage-daemon with intellicache over nbdkit (a
+file of random content, behind the rate filter so that the cold fill lasts
+a few seconds) and its cache file with O_DIRECT; three concurrent NBD
+readers (two whole-image nbdcopy readers and one reader of random ranges);
+``kill -9`` of the daemon at a random moment of the fill; a restart on the
+same cache file over an unthrottled nbdkit; the whole image read back
+through the node and compared byte for byte with the base; what was
+durable before the kill must still be cached.
+
+Half of the kills are aimed at the moment the next metadata write-out is
+due (a sync round starts about one second after the previous one, and the
+durable count rises when a round ends); the others land uniformly in the
+fill.  Every fourth iteration starts from an empty cache, the others from
+the cache the previous kill left (crashes on top of recovered caches).
+
+The base has more than 32640 clusters so that metadata write-outs cover
+several metadata blocks.  IC_CRASH_E2E_ITERATIONS sets the number of kills
+(20 by default, 200 for the long run); the totals are printed at the end.
+"""
+
+import concurrent.futures
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import icharness as h  # noqa: E402
+
+# 4 KiB clusters (the default at this size): 35 000 clusters, two
+# metadata blocks; not a multiple of the cluster size.
+BASE_SIZE = 136 * h.MiB + 7 * 512
+ITERATIONS = int(os.environ.get("IC_CRASH_E2E_ITERATIONS", "20"))
+# The throttled base: 400 Mbit/s, a cold fill of about 3 seconds.
+FILL_RATE = "400M"
+FILL_SECONDS = 2.8
+SEED = int(os.environ.get("IC_CRASH_E2E_SEED", "20261125"))
+
+
+class CrashE2E(h.DaemonTestCase):
+    PROGRAMS = ("nbdkit", "nbdcopy")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.base_path = cls.tmp / "base.img"
+        cls.base_sha = h.make_base_image(cls.base_path, BASE_SIZE, seed=SEED)
+
+    def nbdkit(self, tag, throttled):
+        filters, args = (["rate"], {"rate": FILL_RATE, "burstiness": "0.05"}) \
+            if throttled else ([], {})
+        nk = h.Nbdkit(self.dir, "file", {"file": self.base_path, "cache": "none"},
+                      filters, args, tag=tag)
+        self.addCleanup(nk.stop)
+        return nk.start()
+
+    def daemon(self, nk, cache, tag):
+        d = h.StorageDaemon(self.dir, h.nbd_base(nk.socket), cache, tag=tag,
+                            cache_options=h.CACHE_DIRECT)
+        self.addCleanup(d.stop)
+        return d.start()
+
+    def random_reader(self, d, rng, stop):
+        """Reads of random ranges (1 byte to 256 KiB) until the server dies
+        or @stop is set; every byte it gets is checked against the base."""
+        try:
+            c = h.NbdClient(d.socket, "ic0", timeout=10)
+        except (OSError, h.HarnessError):
+            return 0
+        checked = 0
+        try:
+            with open(self.base_path, "rb") as f:
+                while not stop.is_set():
+                    off = rng.randrange(BASE_SIZE)
+                    length = min(rng.randint(1, 256 * 1024), BASE_SIZE - off)
+                    data = c.pread(off, length)
+                    f.seek(off)
+                    self.assertEqual(data, f.read(length),
+                                     f"wrong data at {off}+{length} before the kill")
+                    checked += length
+        except (OSError, h.HarnessError):
+            pass  # the daemon was killed
+        finally:
+            c.close()
+        return checked
+
+    def kill_during_fill(self, d, rng, aimed):
+        """Let the fill run, then kill -9; return the durable clusters seen
+        just before the kill and the delay used."""
+        start = time.monotonic()
+        if aimed:
+            # Wait for a sync round to end (durable rises), then kill when
+            # the next one is due: one second later, give or take 20 ms.
+            first = d.stats()["durable-clusters"]
+            h.wait_until(lambda: d.stats()["durable-clusters"] != first, 10,
+                         "a metadata write-out", interval=0.002)
+            time.sleep(max(0.0, 1.0 + rng.uniform(-0.03, 0.02)))
+        else:
+            time.sleep(rng.uniform(0.0, FILL_SECONDS))
+        durable = d.stats()["durable-clusters"]
+        d.kill9()
+        return durable, time.monotonic() - start
+
+    def compare_with_base(self, d, out):
+        """Read the whole export into @out; return (bytes, mismatched)."""
+        subprocess.run(["nbdcopy", d.uri, str(out)], check=True, timeout=300)
+        mismatched = 0
+        with open(out, "rb") as a, open(self.base_path, "rb") as b:
+            while True:
+                x, y = a.read(h.MiB), b.read(h.MiB)
+                if not x and not y:
+                    break
+                if x != y:
+                    n = min(len(x), len(y))
+                    mismatched += sum(1 for i in range(n) if x[i] != y[i])
+                    mismatched += abs(len(x) - len(y))
+        size = os.path.getsize(out)
+        out.unlink()
+        return size, mismatched
+
+    def test_kill_during_cold_fill(self):
+        rng = random.Random(SEED)
+        totals = {"kills": 0, "aimed": 0, "compared": 0, "mismatched": 0,
+                  "checked_before_kill": 0, "durable_lost": 0}
+        started = time.monotonic()
+        for i in range(ITERATIONS):
+            cache = self.dir / "cache.img"
+            cache.unlink(missing_ok=True)
+            h.create_cache_file(cache)
+            aimed = i % 2 == 1
+            slow = self.nbdkit(f"slow-{i}", throttled=True)
+            d = self.daemon(slow, cache, f"crash-{i}")
+            stop = threading.Event()
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                readers = [pool.submit(h.nbd_read_all, d.uri, 120) for _ in range(2)]
+                randoms = pool.submit(self.random_reader, d,
+                                      random.Random(rng.random()), stop)
+                durable, when = self.kill_during_fill(d, rng, aimed)
+                stop.set()
+                for r in readers:
+                    try:
+                        self.assertEqual(r.result().sha256, self.base_sha,
+                                         "a reader finished with wrong data")
+                    except h.HarnessError:
+                        pass  # killed while reading
+                totals["checked_before_kill"] += randoms.result()
+            slow.stop()
+
+            fast = self.nbdkit(f"fast-{i}", throttled=False)
+            d2 = self.daemon(fast, cache, f"after-{i}")
+            cached = d2.stats()["cached-clusters"]
+            if cached < durable:
+                totals["durable_lost"] += durable - cached
+            size, mismatched = self.compare_with_base(d2, self.dir / "out.img")
+            self.assertEqual(size, BASE_SIZE)
+            totals["compared"] += size
+            totals["mismatched"] += mismatched
+            totals["kills"] += 1
+            totals["aimed"] += aimed
+            st = d2.stats()
+            self.assertEqual(st["fetch-errors"] + st["store-errors"], 0, st)
+            self.stop_clean(d2)
+            fast.stop()
+            self.assertEqual(mismatched, 0,
+                             f"iteration {i}: {mismatched} wrong bytes after a kill "
+                             f"{when:.3f} s into the fill")
+            self.assertGreaterEqual(cached, durable,
+                                    f"iteration {i}: durable clusters lost by the kill")
+        print(f"\ncrash loop: {totals['kills']} kills ({totals['aimed']} aimed at a "
+              f"metadata write-out), {totals['compared']} bytes compared after "
+              f"restarts, {totals['mismatched']} mismatched, "
+              f"{totals['checked_before_kill']} bytes checked by the random reader "
+              f"before kills, durable clusters lost: {totals['durable_lost']}, "
+              f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
