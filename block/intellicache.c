@@ -107,6 +107,7 @@ struct BDRVIntellicacheState {
     CoQueue inflight_queue;     /* fetches waiting for a slot */
 
     bool caching;               /* false after a cache write error */
+    bool bypass;                /* true after a cache read error */
     uint32_t stores;            /* cache writes in flight */
     CoQueue store_queue;        /* stores waiting for a writer */
     uint64_t store_backlog;     /* bytes fetched and not yet stored */
@@ -451,6 +452,26 @@ ic_co_read_ahead(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
     }
 }
 
+/*
+ * Reading the cache file failed: its disk is not to be trusted any more.
+ * From now on every read goes to the base and nothing is stored; a restart
+ * uses the cache again.
+ */
+static void ic_bypass_cache(BlockDriverState *bs, int err)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->bypass) {
+        return;
+    }
+    s->bypass = true;
+    s->caching = false;
+    warn_report("intellicache: '%s': reading cache '%s' failed: %s; the "
+                "cache is bypassed, reads are served from the base",
+                bdrv_get_node_name(bs), bdrv_get_node_name(s->cache->bs),
+                strerror(-err));
+}
+
 /* Serve one planned segment of a read into @qiov at @qiov_offset. */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
@@ -461,8 +482,16 @@ ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
 
     switch (seg->kind) {
     case IC_SEG_HIT:
-        return bdrv_co_preadv_part(s->cache, seg->cache_offset, seg->bytes,
-                                   qiov, qiov_offset, 0);
+        ret = bdrv_co_preadv_part(s->cache, seg->cache_offset, seg->bytes,
+                                  qiov, qiov_offset, 0);
+        if (ret < 0) {
+            /* The base has the same data: a cache failure is not the
+             * reader's. */
+            ic_bypass_cache(bs, ret);
+            ret = bdrv_co_preadv_part(bs->file, seg->offset, seg->bytes,
+                                      qiov, qiov_offset, 0);
+        }
+        return ret;
     case IC_SEG_FETCH:
         ret = ic_co_fetch(bs, fetch);
         break;
@@ -518,6 +547,10 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
     /* The block layer keeps reads within ic_co_getlength(). */
     assert(offset + bytes <= g->base_size);
+    if (s->bypass) {
+        return bdrv_co_preadv_part(bs->file, offset, bytes, qiov, qiov_offset,
+                                   0);
+    }
 
     if (ic_core_note_read(s->core, offset, bytes, &ra_offset, &ra_bytes)) {
         read_ahead = true;
@@ -632,6 +665,12 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
     bool present;
     uint64_t run;
 
+    if (s->bypass) {
+        *pnum = bytes;
+        *map = offset;
+        *file = bs->file->bs;
+        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+    }
     run = ic_core_present_run(s->core, offset, bytes, &present);
     if (run == 0) {
         return -EINVAL;

@@ -456,7 +456,8 @@ class Bench:
         self.nfs_size = self.p["nfs_size"]
         self.nfs_name = "base.img"
         self.ganesha = None
-        self.results = {"cold": {}, "warm": {}, "bootstorm": {}, "skipped": [], "errors": []}
+        self.results = {"cold": {}, "warm": {}, "bootstorm": {}, "skipped": [], "errors": [],
+                        "failed_runs": []}
 
     # -- helpers -----------------------------------------------------------
 
@@ -585,6 +586,7 @@ class Bench:
                                 log(f"      {cfg}: FAILED (attempt {attempt}): {e}")
                                 d = self.rundir("cold", bname, wl, f"{cfg}-retry{attempt}")
                         if r is None:
+                            self.results["failed_runs"].append(f"cold {bname} {wl} {cfg}")
                             continue
                         res.setdefault(wl, {})[cfg] = r
                         log("      " + fmt_run(cfg, r))
@@ -1210,6 +1212,10 @@ def main():
         tmp_out.cleanup()
     else:
         log(f"bench: {results['elapsed_s']:.0f} s; wrote {', '.join(str(f) for f in files)}")
+    if results.get("failed_runs"):
+        log(f"bench: runs without a result: {', '.join(results['failed_runs'])}")
+        # --smoke checks that the harness works: a lost run is a failure.
+        return 1 if args.mode == "smoke" else 0
     return 0
 
 

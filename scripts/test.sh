@@ -5,7 +5,9 @@
 #   iotests  qemu-iotests of the driver, run by QEMU's 'check', also
 #            against a build of QEMU and the module with ASan + UBSan
 #   e2e      end to end against real servers (nfs-ganesha, nbdkit, NBD clients)
-#   lint     checkpatch, clang-format, clang-tidy
+#   bench    the benchmark harness in --smoke mode: that it still runs end
+#            to end and writes its report (nothing timed is asserted)
+#   lint     checkpatch, clang-format, clang-tidy, cppcheck
 # Ends with one line "N passed, N failed" counting individual tests.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,6 +85,13 @@ summary_suite() {
 # iotests again, against QEMU and the module built with ASan + UBSan
 summary_suite iotests-asan scripts/asan-iotests.sh
 summary_suite e2e tests/e2e/run.sh
+
+# bench: one test; the harness's figures are not checked here
+if suite bench python3 scripts/bench.py --smoke; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 
 # lint: one test
 if suite lint scripts/lint.sh; then
