@@ -485,8 +485,7 @@ ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
         ret = bdrv_co_preadv_part(s->cache, seg->cache_offset, seg->bytes,
                                   qiov, qiov_offset, 0);
         if (ret < 0) {
-            /* The base has the same data: a cache failure is not the
-             * reader's. */
+            /* The base has the same data: not the reader's failure. */
             ic_bypass_cache(bs, ret);
             ret = bdrv_co_preadv_part(bs->file, seg->offset, seg->bytes,
                                       qiov, qiov_offset, 0);
