@@ -8,7 +8,10 @@ src=build/qemu/src
 status=0
 
 echo "lint: checkpatch block/intellicache.c"
-if ! "$src/scripts/checkpatch.pl" --no-tree -q -f block/intellicache.c; then
+# checkpatch exits 0 on warnings; clean means no warnings either.
+if ! out=$("$src/scripts/checkpatch.pl" --no-tree -q -f block/intellicache.c) \
+        || [ -n "$out" ]; then
+    echo "$out"
     status=1
 fi
 
