@@ -782,7 +782,7 @@ class Bench:
         after adding the intellicache node (same process, via QMP), and
         after the same reads through it."""
         log(f"memory ({size} base, cluster size {cluster_size or 'default'})")
-        d = self.rundir(f"memory-{size}")
+        d = self.rundir(f"memory-{size}-{cluster_size or 'default'}")
         nreads = self.p["mem_reads"]
         res = {"base_size_bytes": size_bytes, "cluster_size": cluster_size, "reads": nreads}
 
@@ -914,7 +914,14 @@ class Bench:
         with tempfile.TemporaryDirectory(prefix="ic-bench-", dir=self.args.work_dir) as w:
             self.work = Path(w)
             for part in parts:
-                getattr(self, f"part_{part}")()
+                try:
+                    getattr(self, f"part_{part}")()
+                except Exception as e:  # noqa: BLE001 -- keep the other parts
+                    # A part that breaks must not lose what the others
+                    # measured: record it, report it, fail --smoke.
+                    log(f"bench: part {part} failed: {e!r}")
+                    self.results["errors"].append(f"part {part}: {e!r}")
+                    self.results["failed_runs"].append(f"part {part}")
         elapsed = time.monotonic() - t0
         self.results["elapsed_s"] = elapsed
         self.results["machine"]["loadavg_end"] = os.getloadavg()
