@@ -171,12 +171,19 @@ class CrashE2E(h.DaemonTestCase):
                              f"{when:.3f} s into the fill")
             self.assertGreaterEqual(cached, durable,
                                     f"iteration {i}: durable clusters lost by the kill")
-        print(f"\ncrash loop: {totals['kills']} kills ({totals['aimed']} aimed at a "
+        # Printed after unittest's "... ok" line (which run.sh counts).
+        type(self).summary = (f"crash loop: {totals['kills']} kills ({totals['aimed']} aimed at a "
               f"metadata write-out), {totals['compared']} bytes compared after "
               f"restarts, {totals['mismatched']} mismatched, "
               f"{totals['checked_before_kill']} bytes checked by the random reader "
               f"before kills, durable clusters lost: {totals['durable_lost']}, "
-              f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+              f"{time.monotonic() - started:.0f} s")
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "summary", None):
+            print(cls.summary, file=sys.stderr)
+        super().tearDownClass()
 
 
 if __name__ == "__main__":
