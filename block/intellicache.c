@@ -631,12 +631,6 @@ static int64_t coroutine_fn GRAPH_RDLOCK ic_co_getlength(BlockDriverState *bs)
 }
 
 /*
- * Cached clusters are data in the cache file, reported without asking the
- * base: an NBD export asks for the block status of every read, and on a
- * remote base each question would be a round trip.  Clusters not cached yet
- * pass the question through to the base, which knows about holes.
- */
-/*
  * The cache file holds a copy of the base's data: warn if other users may
  * read it.  Only a "file" node has a path whose mode we can check.
  */
@@ -654,6 +648,12 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
                 (unsigned)(st.st_mode & 07777));
 }
 
+/*
+ * Cached clusters are data in the cache file, reported without asking the
+ * base: an NBD export asks for the block status of every read, and on a
+ * remote base each question would be a round trip.  Clusters not cached yet
+ * pass the question through to the base, which knows about holes.
+ */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                    int64_t bytes, int64_t *pnum, int64_t *map,
@@ -664,25 +664,24 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
     bool present;
     uint64_t run;
 
-    if (s->bypass) {
-        *pnum = bytes;
-        *map = offset;
-        *file = bs->file->bs;
-        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-    }
-    run = ic_core_present_run(s->core, offset, bytes, &present);
-    if (run == 0) {
-        return -EINVAL;
-    }
-    /*
-     * A run may end at the unaligned end of the base, while the block layer
-     * asked for a range rounded up to the request alignment.
-     */
-    *pnum = offset + run >= g->base_size ? bytes : run;
-    if (present) {
-        *map = g->data_offset + offset;
-        *file = s->cache->bs;
-        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    *pnum = bytes;
+    if (!s->bypass) {
+        run = ic_core_present_run(s->core, offset, bytes, &present);
+        if (run == 0) {
+            return -EINVAL;
+        }
+        /*
+         * A run may end at the unaligned end of the base, while the block
+         * layer asked for a range rounded up to the request alignment.
+         */
+        if (offset + run < g->base_size) {
+            *pnum = run;
+        }
+        if (present) {
+            *map = g->data_offset + offset;
+            *file = s->cache->bs;
+            return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+        }
     }
     *map = offset;
     *file = bs->file->bs;
