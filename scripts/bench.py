@@ -773,7 +773,6 @@ class Bench:
         res["small_base"] = self.memory_one("1G", GiB)
         # Informational: the default cluster size for 1 TiB (16 KiB).
         res["default_cluster"] = self.memory_one("1T", TiB, cluster_size=None)
-        res["default_cluster"]["cluster_size"] = res["default_cluster"]["stats"]["cluster-size"]
         self.results["memory"] = res
 
     def memory_one(self, size, size_bytes, cluster_size=CLUSTER):
@@ -784,7 +783,7 @@ class Bench:
         log(f"memory ({size} base, cluster size {cluster_size or 'default'})")
         d = self.rundir(f"memory-{size}-{cluster_size or 'default'}")
         nreads = self.p["mem_reads"]
-        res = {"base_size_bytes": size_bytes, "cluster_size": cluster_size, "reads": nreads}
+        res = {"base_size_bytes": size_bytes, "reads": nreads}
 
         def reads(node, tag, qd=1):
             return run_fio(["--ioengine=nbd", f"--uri={qsd.uri_for(node)}",
@@ -834,6 +833,7 @@ class Bench:
             res["overhead_after_burst_kib"] = res["rss_after_burst_kib"] - res["rss_base_only_kib"]
             res["hwm_kib"] = proc_rss_kib(qsd.pid, "VmHWM:")
             res["stats"] = qsd.stats("ic0")
+            res["cluster_size"] = res["stats"]["cluster-size"]
             qsd.stop_checked("memory")
             base.stop()
         res["overhead_kib"] = res["rss_with_ic_kib"] - res["rss_base_only_kib"]
