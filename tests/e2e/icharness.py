@@ -719,3 +719,25 @@ class DaemonTestCase(unittest.TestCase):
     def assert_no_errors(self, stats):
         self.assertEqual(stats["fetch-errors"], 0, stats)
         self.assertEqual(stats["store-errors"], 0, stats)
+
+
+class NbdkitFileTestCase(DaemonTestCase):
+    """Tests over one base image of seeded random content (BASE_SIZE bytes,
+    BASE_SEED), made once per class and served by nbdkit's file plugin."""
+
+    PROGRAMS = ("nbdkit", "nbdcopy")
+    BASE_SIZE = 0
+    BASE_SEED = 0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.base_path = cls.tmp / "base.img"
+        cls.base_sha = make_base_image(cls.base_path, cls.BASE_SIZE, seed=cls.BASE_SEED)
+
+    def start_nbdkit(self, tag, filters=(), filter_args=None, stats=False):
+        """nbdkit serving the base (no page cache), stopped at the end."""
+        nk = Nbdkit(self.dir, "file", {"file": self.base_path, "cache": "none"},
+                    filters, filter_args, stats=stats, tag=tag)
+        self.addCleanup(nk.stop)
+        return nk.start()

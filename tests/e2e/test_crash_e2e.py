@@ -42,22 +42,14 @@ FILL_SECONDS = 2.8
 SEED = int(os.environ.get("IC_CRASH_E2E_SEED", "20261125"))
 
 
-class CrashE2E(h.DaemonTestCase):
-    PROGRAMS = ("nbdkit", "nbdcopy")
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.base_path = cls.tmp / "base.img"
-        cls.base_sha = h.make_base_image(cls.base_path, BASE_SIZE, seed=SEED)
+class CrashE2E(h.NbdkitFileTestCase):
+    BASE_SIZE = BASE_SIZE
+    BASE_SEED = SEED
 
     def nbdkit(self, tag, throttled):
-        filters, args = (["rate"], {"rate": FILL_RATE, "burstiness": "0.05"}) \
-            if throttled else ([], {})
-        nk = h.Nbdkit(self.dir, "file", {"file": self.base_path, "cache": "none"},
-                      filters, args, tag=tag)
-        self.addCleanup(nk.stop)
-        return nk.start()
+        if throttled:
+            return self.start_nbdkit(tag, ["rate"], {"rate": FILL_RATE, "burstiness": "0.05"})
+        return self.start_nbdkit(tag)
 
     def daemon(self, nk, cache, tag):
         d = h.StorageDaemon(self.dir, h.nbd_base(nk.socket), cache, tag=tag,

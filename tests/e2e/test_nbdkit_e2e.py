@@ -19,20 +19,9 @@ import icharness as h  # noqa: E402
 BASE_SIZE = 32 * h.MiB + 3 * 512
 
 
-class NbdkitE2E(h.DaemonTestCase):
-    PROGRAMS = ("nbdkit", "nbdcopy")
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.base_path = cls.tmp / "base.img"
-        cls.base_sha = h.make_base_image(cls.base_path, BASE_SIZE, seed=11)
-
-    def start_nbdkit(self, tag, filters=(), filter_args=None, stats=False):
-        nk = h.Nbdkit(self.dir, "file", {"file": self.base_path, "cache": "none"},
-                      filters, filter_args, stats=stats, tag=tag)
-        self.addCleanup(nk.stop)
-        return nk.start()
+class NbdkitE2E(h.NbdkitFileTestCase):
+    BASE_SIZE = BASE_SIZE
+    BASE_SEED = 11
 
     def test_warm_read_sends_nothing_to_base(self):
         """Counted by the base server: a warm read leaves the base alone."""
