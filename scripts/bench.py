@@ -175,7 +175,7 @@ def proc_rss_kib(pid, field="VmRSS:"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field):
             return int(line.split()[1])
-    raise h.HarnessError(f"no VmRSS for pid {pid}")
+    raise h.HarnessError(f"no {field} for pid {pid}")
 
 
 class Daemon(h.StorageDaemon):
@@ -812,6 +812,7 @@ class Bench:
             reads("base0", "fio-base")
             time.sleep(0.5)
             res["rss_base_only_kib"] = proc_rss_kib(qsd.pid)
+            res["anon_base_only_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             cache = h.create_cache_file(d / "cache.img")
             qsd.qmp.cmd("blockdev-add", **direct_file("cache0", cache))
             ic = {"driver": "intellicache", "node-name": "ic0", "file": "base0",
@@ -821,15 +822,18 @@ class Bench:
             qsd.qmp.cmd("blockdev-add", **ic)
             time.sleep(1)
             res["rss_with_ic_kib"] = proc_rss_kib(qsd.pid)
+            res["anon_with_ic_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             qsd.qmp.cmd("block-export-add", type="nbd", id="eic", **{"node-name": "ic0"})
             reads("ic0", "fio-ic")
             stores_settled()        # the stores run behind the replies
             res["rss_after_reads_kib"] = proc_rss_kib(qsd.pid)
+            res["anon_after_reads_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             # Then a burst of concurrent misses (QD16, the default
             # max-inflight): informational, what stays resident after it.
             reads("ic0", "fio-burst", qd=16)
             stores_settled()
             res["rss_after_burst_kib"] = proc_rss_kib(qsd.pid)
+            res["anon_after_burst_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             res["overhead_after_burst_kib"] = res["rss_after_burst_kib"] - res["rss_base_only_kib"]
             res["hwm_kib"] = proc_rss_kib(qsd.pid, "VmHWM:")
             res["stats"] = qsd.stats("ic0")

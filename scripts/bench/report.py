@@ -384,14 +384,21 @@ def render_rst(res, plots, rstdir):
                  "what serving reads costs), then after as many at QD16.  Each figure is "
                  "taken once the stores behind the replies are done.  The overhead "
                  "includes loading the module.\n\n")
-        o.append(table(["state", "VmRSS", "over base only"], [
-            ["base node only", f"{mem['rss_base_only_kib']} KiB", "-"],
-            ["intellicache opened", f"{mem['rss_with_ic_kib']} KiB",
-             f"{mem['overhead_kib']} KiB"],
-            [f"after {mem['reads']} reads at QD1", f"{mem['rss_after_reads_kib']} KiB",
-             f"{mem['overhead_after_reads_kib']} KiB"],
-            [f"after {mem['reads']} more reads at QD16", f"{mem['rss_after_burst_kib']} KiB",
-             f"{mem['overhead_after_burst_kib']} KiB"]]) + "\n")
+        o.append("*private* is the part of the overhead in RssAnon (the process's own "
+                 "memory); the rest is mapped files, mostly the module and the C++ "
+                 "runtime's code, which every daemon on the host shares.\n\n")
+
+        def row(state, rss, over, anon):
+            priv = (f"{mem[anon] - mem['anon_base_only_kib']} KiB"
+                    if anon in mem and "anon_base_only_kib" in mem else "-")
+            return [state, f"{mem[rss]} KiB", f"{mem[over]} KiB", priv]
+        o.append(table(["state", "VmRSS", "over base only", "of which private"], [
+            ["base node only", f"{mem['rss_base_only_kib']} KiB", "-", "-"],
+            row("intellicache opened", "rss_with_ic_kib", "overhead_kib", "anon_with_ic_kib"),
+            row(f"after {mem['reads']} reads at QD1", "rss_after_reads_kib",
+                "overhead_after_reads_kib", "anon_after_reads_kib"),
+            row(f"after {mem['reads']} more reads at QD16", "rss_after_burst_kib",
+                "overhead_after_burst_kib", "anon_after_burst_kib")]) + "\n")
         sm = mem.get("small_base")
         if sm:
             o.append(f"The same over a 1 GiB base: {sm['overhead_kib']} KiB after open, "
