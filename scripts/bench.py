@@ -32,8 +32,9 @@ bytes each run read from the base.
 Parts: cold runs (fresh cache or overlay for every run), warm runs (the same
 node after a full pass over the region read), a boot storm (N clients, each
 through its own qcow2 overlay, over one shared intellicache node or over N
-copy-on-read overlays), memory (daemon RSS over a 1 TiB base) and CPU
-(callgrind instructions per warm 4 KiB read through qemu-io).
+copy-on-read overlays), the daemon's CPU time per cold miss with every
+store done, memory (daemon RSS over a 1 TiB base) and CPU (callgrind
+instructions per warm 4 KiB read through qemu-io).
 
 Targets are evaluated and reported (PASS/FAIL) but never fail the command;
 it exits non-zero only if the benchmark itself could not run.
@@ -48,6 +49,7 @@ import platform
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +91,8 @@ MODES = {
         cold_workloads={"nbd-1ms": ["rand4k-qd16", "seq1m-qd4", "boot"]},
         warm_workloads=["rand4k-qd16", "seq1m-qd4", "boot"],
         storm_n=[1, 2],
-        mem_reads=1000, cpu_reads=50, cpu_region=16 * MiB),
+        mem_reads=1000, cpu_reads=50, cpu_region=16 * MiB,
+        miss_reads=2000, miss_rounds=1),
     "quick": dict(
         runtime=1.5, warm_runtime=1, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
         warm_region=256 * MiB, boot_region=128 * MiB,
@@ -100,7 +103,8 @@ MODES = {
                         "nbd-rate": ["rand4k-qd16", "seq1m-qd4"]},
         warm_workloads=["rand4k-qd16", "seq1m-qd4", "boot"],
         storm_n=[1, 4, 8],
-        mem_reads=2000, cpu_reads=500, cpu_region=64 * MiB),
+        mem_reads=2000, cpu_reads=500, cpu_region=64 * MiB,
+        miss_reads=20000, miss_rounds=2),
     "full": dict(
         runtime=6, warm_runtime=5, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
         warm_region=1 * GiB, boot_region=1 * GiB,
@@ -108,7 +112,8 @@ MODES = {
         cold_workloads=None,     # all workloads on every base
         warm_workloads=None,
         storm_n=[1, 4, 8],
-        mem_reads=5000, cpu_reads=2000, cpu_region=256 * MiB),
+        mem_reads=5000, cpu_reads=2000, cpu_region=256 * MiB,
+        miss_reads=60000, miss_rounds=3),
 }
 
 WORKLOADS = {
@@ -531,7 +536,7 @@ class Bench:
                  "--name=fill", "--rw=read", "--bs=1M", "--iodepth=4"], d, "fill", 600)
         rec = {"fill_s": time.monotonic() - t}
         if config.startswith("ic"):
-            want = region // CLUSTER
+            want = region // qsd.stats()["cluster-size"]
             last = {"n": -1, "t": time.monotonic()}
 
             def settled():
@@ -765,6 +770,69 @@ class Bench:
             rec["base_ops"] = base.last_stats
         return rec
 
+    def part_misscost(self):
+        """The daemon's CPU time per cold 4 KiB read, everything included:
+        a fixed number of reads (QD16) over the 1 ms base, then (for
+        intellicache) until every fetch is stored.  The cold part's
+        per-I/O figure stops at the end of fio, before the stores behind
+        the replies are done, and varies with how many got dropped."""
+        log("misscost (daemon CPU per cold miss, stores included)")
+        n, rounds = self.p["miss_reads"], self.p["miss_rounds"]
+        base = BaseServer(self, "nbd-1ms")
+        res = {"reads": n, "rounds": rounds, "base": base.name, "runs": {}}
+        for i in range(rounds):
+            order = ["direct", "ic"] if i % 2 == 0 else ["ic", "direct"]
+            for config in order:
+                d = self.rundir("misscost", f"{config}-{i}")
+                try:
+                    rec = self.misscost_run(d, base, config, n)
+                finally:
+                    remove_images(d)
+                res["runs"].setdefault(config, []).append(rec)
+                log(f"      {config:10s} {rec['cpu_us_per_read']:6.1f} us/read"
+                    + (f"  stored {rec['stored_fetches']} of {rec['fetches']} fetches"
+                       if config == "ic" else ""))
+        for config, runs in res["runs"].items():
+            res[config] = {"cpu_us_per_read": statistics.mean(r["cpu_us_per_read"]
+                                                              for r in runs),
+                           "min": min(r["cpu_us_per_read"] for r in runs),
+                           "max": max(r["cpu_us_per_read"] for r in runs)}
+        res["ratio"] = res["ic"]["cpu_us_per_read"] / res["direct"]["cpu_us_per_read"]
+        self.results["misscost"] = res
+
+    def misscost_run(self, d, base, config, n):
+        with contextlib.ExitStack() as stack:
+            bnode = base.start(d, stack)
+            nodes, exports = config_nodes(config, d, bnode, base.size)
+            qsd = Daemon(d, nodes, exports)
+            stack.callback(qsd.stop)
+            qsd.start()
+            cpu0 = proc_cpu_s(qsd.pid)
+            fio = run_fio(["--ioengine=nbd", f"--uri={qsd.uri_for(exports[0])}",
+                           f"--randseed={SEED}", "--name=miss", "--rw=randread", "--bs=4k",
+                           "--iodepth=16", "--norandommap", f"--number_ios={n}"],
+                          d, "fio", 600)
+            rec = {"fio": fio}
+            if config == "ic":
+                last = {"st": None}
+
+                def settled():
+                    st = qsd.stats()
+                    prev, last["st"] = last["st"], st
+                    return (prev is not None and st["stored-bytes"] == prev["stored-bytes"]
+                            and st["durable-clusters"] == st["cached-clusters"])
+                h.wait_until(settled, 120, "stores and their sync to finish", interval=0.5)
+                st = last["st"]
+                rec["stats"] = st
+                rec["fetches"] = st["fetches"]
+                rec["stored_fetches"] = st["fetches"] - st["store-skipped"]
+                rec["store_skipped"] = st["store-skipped"]
+            rec["daemon_cpu_s"] = proc_cpu_s(qsd.pid) - cpu0
+            rec["cpu_us_per_read"] = rec["daemon_cpu_s"] * 1e6 / fio["total_ios"]
+            qsd.stop_checked(f"misscost {config}")
+            base.stop()
+        return rec
+
     def part_memory(self):
         """Daemon RSS over a 1 TiB base (the target) and over a 1 GiB base
         (which separates the per-node part of the overhead from the part
@@ -880,12 +948,13 @@ class Bench:
         info = subprocess.run([str(binary("qemu-img")), "info", "--output=json",
                                "--image-opts", opts["ic"]], env=qemu_env(), check=True,
                               timeout=60, capture_output=True)
-        cached = json.loads(info.stdout)["format-specific"]["data"]["cached-clusters"]
+        icinfo = json.loads(info.stdout)["format-specific"]["data"]
+        cached = icinfo["cached-clusters"]
         rng = random.Random(SEED)
         offsets = [rng.randrange(region // 4096) * 4096 for _ in range(n)]
         script = "".join(f"read -q {o} 4k\n" for o in offsets)
         res = {"reads": n, "region_bytes": region, "cached_clusters": cached,
-               "cluster_count": region // CLUSTER}
+               "cluster_count": region // icinfo["cluster-size"]}
         for name, o in opts.items():
             totals = {}
             for k, text in (("0", ""), (str(n), script)):
@@ -1124,7 +1193,7 @@ def evaluate_targets(res):
 # ---------------------------------------------------------------------------
 
 
-PARTS = ("cold", "warm", "bootstorm", "memory", "cpu")
+PARTS = ("cold", "warm", "bootstorm", "misscost", "memory", "cpu")
 
 
 def parse_args():

@@ -121,6 +121,7 @@ def make_plots(res, sub):
         ns = sorted(storm, key=int)
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
         uniq = res["bootstorm"]["unique_cluster_bytes"] / MiB
+        ucs = res["bootstorm"].get("cluster_size", 64 * 1024) // 1024
         for c in ("ic", "qcow2-cor"):
             xs = [int(n) for n in ns if c in storm[n]]
             a1.plot(xs, [storm[str(n)][c]["base_read_bytes"] / MiB for n in xs], "o-",
@@ -128,7 +129,7 @@ def make_plots(res, sub):
             a2.plot(xs, [storm[str(n)][c]["makespan_s"] for n in xs], "o-",
                     label=CONFIG_LABELS[c], color=COLORS[c])
         a1.axhline(uniq, color="black", linewidth=0.6, linestyle="--",
-                   label="unique data (64 KiB clusters)")
+                   label=f"unique data ({ucs} KiB clusters)")
         a1.set_xlabel("clients")
         a1.set_ylabel("MiB read from the base")
         a1.set_title("boot storm: bytes from the base", fontsize=10)
@@ -357,7 +358,8 @@ def render_rst(res, plots, rstdir):
                  "backing is that node, N exports.  qcow2+COR: one daemon, N qcow2 overlays "
                  "over the one base node, each under copy-on-read.  Unique data: the union "
                  f"of the byte ranges one client read ({fmt_bytes(bs['unique_bytes'])}); "
-                 f"in 64 KiB clusters, which any cache with that unit (and qcow2) must fetch, "
+                 f"in the cache's {bs.get('cluster_size', 64 * 1024) // 1024} KiB clusters, "
+                 "which any cache with that unit must fetch, "
                  f"{fmt_bytes(bs['unique_cluster_bytes'])}.\n\n")
         if "bootstorm" in plots:
             o.append(f".. image:: {plots['bootstorm'].relative_to(rstdir)}\n\n")
@@ -371,6 +373,27 @@ def render_rst(res, plots, rstdir):
         o.append(table(["N", "configuration", "seconds", "read by clients",
                         "read from base", "base / unique (clusters)", "base / unique (exact)"],
                        rows) + "\n")
+
+    mc = res.get("misscost")
+    if mc and "ratio" in mc:
+        o.append(heading("CPU per cold miss", "="))
+        o.append(f"CPU time of ``qemu-storage-daemon`` (user + system, all threads) for "
+                 f"{mc['reads']} cold 4 KiB random reads at QD16 over the ``{mc['base']}`` "
+                 "base, divided by the reads; for intellicache counted until every fetch "
+                 "is stored and recorded, so the cost of the stores behind the replies is "
+                 f"included.  {mc['rounds']} round(s), the two configurations back to back in "
+                 "alternating order.\n\n")
+        rows = []
+        for config in ("direct", "ic"):
+            r = mc[config]
+            runs = mc["runs"][config]
+            stored = (", ".join(f"{x['stored_fetches']}/{x['fetches']}" for x in runs)
+                      if config == "ic" else "-")
+            rows.append([config, f"{r['cpu_us_per_read']:.1f}",
+                         f"{r['min']:.1f} - {r['max']:.1f}", stored])
+        o.append(table(["configuration", "us per read (mean)", "range", "fetches stored"],
+                       rows) + "\n")
+        o.append(f"Ratio: {mc['ratio']:.2f}.\n\n")
 
     mem = res.get("memory")
     if mem:
@@ -450,9 +473,10 @@ def observations(res):
         if "ic" in r and "direct" in r:
             ic, d = r["ic"], r["direct"]
             ratio = ic["fio"]["iops"] / d["fio"]["iops"]
+            cs = ic.get("stats", {}).get("cluster-size", 64 * 1024) // 1024
             s = (f"``{base}``, cold 4 KiB random QD16: intellicache {ratio:.2f}x the base "
                  f"read directly, fetching {ic.get('fetched_per_read', 0):.1f} bytes per byte "
-                 "read (a 64 KiB cluster for each 4 KiB read)")
+                 f"read (one {cs} KiB cluster for each 4 KiB read)")
             if "daemon_cpu_us_per_io" in ic and "daemon_cpu_us_per_io" in d:
                 s += (f"; the daemon spends {ic['daemon_cpu_us_per_io']:.0f} us of CPU per "
                       f"read against {d['daemon_cpu_us_per_io']:.0f} us uncached")
@@ -462,11 +486,18 @@ def observations(res):
             out.append(s + ".")
     rate = cold.get("nbd-rate", {}).get("rand4k-qd16", {})
     if "ic" in rate and "direct" in rate:
-        out.append("On the bandwidth-bound base the 64 KiB fetch per 4 KiB miss is the "
-                   "limit: the base delivers its bandwidth, but only 1/16 of it is data the "
-                   f"reader asked for ({rate['ic']['fio']['iops']:.0f} against "
-                   f"{rate['direct']['fio']['iops']:.0f} IOPS); smaller clusters or "
-                   "fetching only the requested range on a bandwidth-bound base would help.")
+        cs = rate["ic"].get("stats", {}).get("cluster-size", 64 * 1024)
+        if cs > 4096:
+            out.append(f"On the bandwidth-bound base the {cs // 1024} KiB fetch per 4 KiB miss "
+                       f"is the limit: only {4096 / cs:.2f} of what the base delivers is data "
+                       f"the reader asked for ({rate['ic']['fio']['iops']:.0f} against "
+                       f"{rate['direct']['fio']['iops']:.0f} IOPS).")
+        else:
+            out.append("On the bandwidth-bound base each 4 KiB miss fetches only what was "
+                       "asked for; what is left is CPU (the base read, the cache write and "
+                       f"its metadata): {rate['ic']['fio']['iops']:.0f} against "
+                       f"{rate['direct']['fio']['iops']:.0f} IOPS, with fio, nbdkit and the "
+                       "daemon sharing this machine's cores.")
     warm = res.get("warm", {}).get("workloads", {})
     for wl in ("rand4k-qd16", "rand4k-qd1", "seq1m-qd4"):
         c = warm.get(wl)
