@@ -64,11 +64,11 @@
  * Writes into the cache in flight at once: the number of store writers.
  * Storing happens behind the replies, so only its CPU cost and throughput
  * matter.  Writers started together, or finishing together, submit their
- * next writes in one batch (ic_store_bh); with 2 writers, cold 4 KiB misses
- * cost the daemon 68-75 us of CPU each, with 8 writers 47-57 us, with 16
- * no less (docs/design.rst, Storing).
+ * next writes in one batch (ic_store_bh).  4 writers cut the CPU per cold
+ * 4 KiB miss by a quarter against 2; 8 cut it a little more on a fast base
+ * but cost latency-bound reads a few percent (docs/design.rst, Storing).
  */
-#define IC_STORE_PARALLEL 8
+#define IC_STORE_PARALLEL 4
 
 /*
  * Fetched data waiting to be stored, at most.  Beyond it, fetched data is
@@ -1258,6 +1258,7 @@ ic_get_specific_info(BlockDriverState *bs, Error **errp)
         .store_skipped = st.store_skipped,
         .read_ahead_bytes = st.readahead_bytes,
         .caching = s->caching,
+        .bypassed = s->bypass,
     };
     spec->type = IMAGE_INFO_SPECIFIC_KIND_INTELLICACHE;
     spec->u.intellicache.data = info;

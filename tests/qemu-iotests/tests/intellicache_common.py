@@ -4,10 +4,12 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
+import contextlib
 import hashlib
 import os
 import random
 import re
+import sys
 
 import iotests
 from iotests import QemuStorageDaemon, qemu_io
@@ -63,10 +65,31 @@ def empty_file(path):
     os.chmod(path, 0o600)
 
 
-class Daemon:
-    """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'."""
+@contextlib.contextmanager
+def stderr_to(path):
+    """Child processes started inside inherit @path as their stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
-    def __init__(self, base, cache, instance='a', iothread=False, **opts):
+
+class Daemon:
+    """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'.
+
+    @cache_blockdev: the cache node's --blockdev options (default: a file
+    node on @cache), e.g. blkdebug over that file.  @log: a file for the
+    daemon's stderr (default: the test's output)."""
+
+    def __init__(self, base, cache, instance='a', iothread=False,
+                 cache_blockdev=None, log=None, **opts):
         ic = ','.join([f'driver=intellicache,node-name=ic0,file=base0,'
                        f'cache-file=cache0'] +
                       [f'{k.replace("_", "-")}={v}' for k, v in opts.items()])
@@ -74,15 +97,16 @@ class Daemon:
         export = 'type=nbd,id=e0,node-name=ic0'
         if iothread:
             export += ',iothread=io0'
-        self.qsd = QemuStorageDaemon(
-            *extra,
-            '--blockdev',
-            f'driver=file,node-name=base0,filename={base},read-only=on',
-            '--blockdev', f'driver=file,node-name=cache0,filename={cache}',
-            '--blockdev', ic,
-            '--nbd-server', f'addr.type=unix,addr.path={NBD_SOCK}',
-            '--export', export,
-            instance_id=instance, qmp=True)
+        args = [*extra,
+                '--blockdev',
+                f'driver=file,node-name=base0,filename={base},read-only=on',
+                '--blockdev',
+                cache_blockdev or f'driver=file,node-name=cache0,filename={cache}',
+                '--blockdev', ic,
+                '--nbd-server', f'addr.type=unix,addr.path={NBD_SOCK}',
+                '--export', export]
+        with stderr_to(log) if log else contextlib.nullcontext():
+            self.qsd = QemuStorageDaemon(*args, instance_id=instance, qmp=True)
 
     def stats(self):
         for node in self.qsd.cmd('query-named-block-nodes', {'flat': True}):
