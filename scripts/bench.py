@@ -1141,8 +1141,15 @@ def evaluate_targets(res):
                 ">=", 0.95, f"{ic:.0f} vs {direct:.0f} IOPS",
                 note="" if cold_ok(base, "rand4k-qd16", "ic") else "run not cold")
         if ic and cor:
+            # Every read of this workload misses and costs one base read
+            # with at most 16 in flight, so the base read directly bounds
+            # any cache: the target is out of reach when it is below 2x.
+            bound = direct / cor if direct else None
             add(f"cold 4 KiB random QD16, {base}: intellicache / qcow2+copy-on-read",
-                ic / cor, ">=", 2.0, f"{ic:.0f} vs {cor:.0f} IOPS")
+                ic / cor, ">=", 2.0, f"{ic:.0f} vs {cor:.0f} IOPS",
+                note=(f"out of reach on this base: the base read directly is {bound:.2f}x "
+                      "copy-on-read, and each cold read is one base read"
+                      if bound and bound < 2.0 else ""))
     for base in cold:
         for wl in ("seq1m-qd4", "seq1m-qd1"):
             ic, direct = iops(cold, base, wl, "ic"), iops(cold, base, wl, "direct")
@@ -1218,7 +1225,8 @@ def parse_args():
                    help="an intellicache option for every intellicache configuration, "
                         "e.g. cluster-size=16384 (repeatable)")
     p.add_argument("--report-from", metavar="JSON",
-                   help="only render the report again from a results file (no runs)")
+                   help="only evaluate the targets and render the report again from a "
+                   "results file (no runs)")
     p.add_argument("--work-dir", help="where cache files and overlays go "
                                       "(default: the system's temporary directory)")
     return p.parse_args()
@@ -1245,6 +1253,9 @@ def main():
     if args.report_from:
         import report  # scripts/bench/report.py
         results = json.loads(Path(args.report_from).read_text())
+        # Targets are derived from the figures: evaluate them again, so
+        # that a change to a target's wording or limit reaches the report.
+        results["targets"] = evaluate_targets(results)
         out = Path(args.output) if args.output else REPO / "docs"
         files = report.write(results, out)
         log(f"bench: rendered {', '.join(str(f) for f in files)}")

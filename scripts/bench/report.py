@@ -544,5 +544,6 @@ def observations(res):
     for t in res.get("targets", []):
         if t["pass"] is False:
             out.append(f"Missed: {t['name']} ({t['measured']:.3f}, required "
-                       f"{t['op']} {t['target']:g}).")
+                       f"{t['op']} {t['target']:g})"
+                       + (f": {t['note']}." if t.get("note") else "."))
     return out
