@@ -183,6 +183,21 @@ def proc_rss_kib(pid, field="VmRSS:"):
     raise h.HarnessError(f"no {field} for pid {pid}")
 
 
+def wait_stores_done(qsd, node, durable=False, timeout=120):
+    """Wait until @node's stored bytes stop changing between two polls
+    0.5 s apart (the stores behind the replies are done) and, with
+    @durable, every cached cluster is recorded.  Returns the last stats."""
+    last = {"st": None}
+
+    def settled():
+        st = qsd.stats(node)
+        prev, last["st"] = last["st"], st
+        return (prev is not None and st["stored-bytes"] == prev["stored-bytes"]
+                and (not durable or st["durable-clusters"] == st["cached-clusters"]))
+    h.wait_until(settled, timeout, "stores to finish", interval=0.5)
+    return last["st"]
+
+
 class Daemon(h.StorageDaemon):
     """qemu-storage-daemon with any list of nodes and one NBD export per
     node in @exports.  Reuses StorageDaemon's start/stop/QMP/stats."""
@@ -492,14 +507,21 @@ class Bench:
         finally:
             remove_images(d)
 
+    @staticmethod
+    def start_config(d, base, config, stack):
+        """Start @base and a daemon exporting @config over it; both are
+        stopped when @stack closes.  Returns the daemon and its exports."""
+        bnode = base.start(d, stack)
+        nodes, exports = config_nodes(config, d, bnode, base.size)
+        qsd = Daemon(d, nodes, exports)
+        stack.callback(qsd.stop)
+        qsd.start()
+        return qsd, exports
+
     def _one_run(self, d, base, config, workload, runtime, region, fixed, label):
         rec = {}
         with contextlib.ExitStack() as stack:
-            bnode = base.start(d, stack)
-            nodes, exports = config_nodes(config, d, bnode, base.size)
-            qsd = Daemon(d, nodes, exports)
-            stack.callback(qsd.stop)
-            qsd.start()
+            qsd, exports = self.start_config(d, base, config, stack)
             uri = qsd.uri_for(exports[0])
             timeout = 900 if fixed else runtime * 4 + 180
             cpu0, t0 = proc_cpu_s(qsd.pid), time.monotonic()
@@ -802,11 +824,7 @@ class Bench:
 
     def misscost_run(self, d, base, config, n):
         with contextlib.ExitStack() as stack:
-            bnode = base.start(d, stack)
-            nodes, exports = config_nodes(config, d, bnode, base.size)
-            qsd = Daemon(d, nodes, exports)
-            stack.callback(qsd.stop)
-            qsd.start()
+            qsd, exports = self.start_config(d, base, config, stack)
             cpu0 = proc_cpu_s(qsd.pid)
             fio = run_fio(["--ioengine=nbd", f"--uri={qsd.uri_for(exports[0])}",
                            f"--randseed={SEED}", "--name=miss", "--rw=randread", "--bs=4k",
@@ -814,15 +832,7 @@ class Bench:
                           d, "fio", 600)
             rec = {"fio": fio}
             if config == "ic":
-                last = {"st": None}
-
-                def settled():
-                    st = qsd.stats()
-                    prev, last["st"] = last["st"], st
-                    return (prev is not None and st["stored-bytes"] == prev["stored-bytes"]
-                            and st["durable-clusters"] == st["cached-clusters"])
-                h.wait_until(settled, 120, "stores and their sync to finish", interval=0.5)
-                st = last["st"]
+                st = wait_stores_done(qsd, "ic0", durable=True)
                 rec["stats"] = st
                 rec["fetches"] = st["fetches"]
                 rec["stored_fetches"] = st["fetches"] - st["store-skipped"]
@@ -859,16 +869,6 @@ class Bench:
                             f"--iodepth={qd}", "--norandommap", f"--number_ios={nreads}"],
                            d, tag, 300)
 
-        def stores_settled():
-            last = {"n": -1}
-
-            def settled():
-                n = qsd.stats("ic0")["stored-bytes"]
-                done = n == last["n"]
-                last["n"] = n
-                return done
-            h.wait_until(settled, 60, "stores to finish", interval=0.5)
-
         with contextlib.ExitStack() as stack:
             base = BaseServer(self, "mem")
             bnode = base._nbdkit(d, stack, size, [], {})
@@ -893,13 +893,13 @@ class Bench:
             res["anon_with_ic_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             qsd.qmp.cmd("block-export-add", type="nbd", id="eic", **{"node-name": "ic0"})
             reads("ic0", "fio-ic")
-            stores_settled()        # the stores run behind the replies
+            wait_stores_done(qsd, "ic0", timeout=60)  # stores run behind replies
             res["rss_after_reads_kib"] = proc_rss_kib(qsd.pid)
             res["anon_after_reads_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             # Then a burst of concurrent misses (QD16, the default
             # max-inflight): informational, what stays resident after it.
             reads("ic0", "fio-burst", qd=16)
-            stores_settled()
+            wait_stores_done(qsd, "ic0", timeout=60)
             res["rss_after_burst_kib"] = proc_rss_kib(qsd.pid)
             res["anon_after_burst_kib"] = proc_rss_kib(qsd.pid, "RssAnon:")
             res["overhead_after_burst_kib"] = res["rss_after_burst_kib"] - res["rss_base_only_kib"]

@@ -164,12 +164,13 @@ class CrashE2E(h.NbdkitFileTestCase):
             self.assertGreaterEqual(cached, durable,
                                     f"iteration {i}: durable clusters lost by the kill")
         # Printed after unittest's "... ok" line (which run.sh counts).
-        type(self).summary = (f"crash loop: {totals['kills']} kills ({totals['aimed']} aimed at a "
-              f"metadata write-out), {totals['compared']} bytes compared after "
-              f"restarts, {totals['mismatched']} mismatched, "
-              f"{totals['checked_before_kill']} bytes checked by the random reader "
-              f"before kills, durable clusters lost: {totals['durable_lost']}, "
-              f"{time.monotonic() - started:.0f} s")
+        type(self).summary = (
+            f"crash loop: {totals['kills']} kills ({totals['aimed']} aimed at a "
+            f"metadata write-out), {totals['compared']} bytes compared after "
+            f"restarts, {totals['mismatched']} mismatched, "
+            f"{totals['checked_before_kill']} bytes checked by the random reader "
+            f"before kills, durable clusters lost: {totals['durable_lost']}, "
+            f"{time.monotonic() - started:.0f} s")
 
     @classmethod
     def tearDownClass(cls):
