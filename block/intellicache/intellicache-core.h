@@ -7,8 +7,13 @@
  * in flight), keeps the cluster state, and encodes/decodes the on-disk
  * metadata.  The glue does all I/O and all waiting.
  *
- * The core is not thread-safe: the caller serialises all calls on one
- * IcCore (the glue runs it in one AioContext).
+ * The core is not thread-safe: the glue serialises all calls on one IcCore
+ * with the node's lock (BDRVIntellicacheState.lock), which it never holds
+ * across a yield.  The core never blocks and never calls back.
+ *
+ * Misuse of the call protocol (an unknown fetch id, a fetch in the wrong
+ * state, ending a sync that is not running) is a bug in the glue: the core
+ * aborts with a message rather than guess.
  *
  * On-disk layout of a cache file (all integers little endian):
  *
@@ -32,6 +37,7 @@
 extern "C" {
 #endif
 
+/* ---- On-disk format ---- */
 #define IC_FORMAT_VERSION 1
 #define IC_HEADER_SIZE 4096
 #define IC_META_BLOCK_SIZE 4096
@@ -44,15 +50,50 @@ extern "C" {
 #define IC_DEFAULT_MAX_CLUSTERS (UINT64_C(1) << 26)
 /* Most clusters a cache may have (the presence bitmap: 512 MiB). */
 #define IC_MAX_CLUSTER_COUNT (UINT64_C(1) << 32)
-#define IC_MAX_INFLIGHT_LIMIT 1024u
-#define IC_DEFAULT_MAX_INFLIGHT 16u
-#define IC_DEFAULT_MAX_FETCH (1024u * 1024)
-#define IC_MAX_FETCH_LIMIT (64u * 1024 * 1024)
 /*
  * Largest base (bytes): IC_MAX_CLUSTER_COUNT clusters of the largest size,
  * 8 PiB.  Keeps every offset in int64.
  */
 #define IC_MAX_BASE_SIZE (UINT64_C(1) << 53)
+/* Base content sampled for the fingerprint: this many pieces of this size. */
+#define IC_FINGERPRINT_SAMPLES 16
+#define IC_FINGERPRINT_SAMPLE_SIZE 4096
+
+/* ---- Limits and defaults of the options ---- */
+#define IC_MAX_INFLIGHT_LIMIT 1024u
+#define IC_DEFAULT_MAX_INFLIGHT 16u
+#define IC_DEFAULT_MAX_FETCH (1024u * 1024)
+#define IC_MAX_FETCH_LIMIT (64u * 1024 * 1024)
+/* Largest read-ahead window. */
+#define IC_MAX_READ_AHEAD (256u * 1024 * 1024)
+/*
+ * Most memory that fetch buffers of demand misses may take at once:
+ * max-inflight x max-fetch must not exceed it.
+ */
+#define IC_MAX_FETCH_MEMORY (UINT64_C(1) << 30)
+
+/* ---- Fixed limits of the pipeline ---- */
+/*
+ * Writes into the cache in flight at once: the number of store writers.
+ * 4 cut the CPU per cold 4 KiB miss by a quarter against 2; 8 cut it a
+ * little more on a fast base but cost latency-bound reads a few percent
+ * (docs/design.rst, Storing).
+ */
+#define IC_STORE_WRITERS 4u
+/*
+ * Fetched data waiting to be stored, at most.  Beyond it, fetched data is
+ * not stored (the clusters stay absent): a slow cache disk must neither
+ * slow down readers nor let memory grow without bound.
+ */
+#define IC_STORE_BACKLOG_LIMIT (UINT64_C(64) * 1024 * 1024)
+/* Buffers of the largest fetch size kept for reuse (see the buffer pool). */
+#define IC_BUF_POOL_SIZE 16u
+/* How long stored clusters may wait before they are recorded durably. */
+#define IC_SYNC_INTERVAL_MS 1000
+/* Metadata blocks read or written with one request. */
+#define IC_META_BATCH 64u
+/* Segments planned at a time for one read. */
+#define IC_PLAN_SEGMENTS 16u
 
 /* Where things live in a cache file for a given base size and cluster size. */
 typedef struct IcGeometry {
@@ -123,15 +164,111 @@ IcHeaderStatus ic_header_check(const uint8_t *buf, size_t buf_len,
                                uint64_t file_size, const IcHeaderInfo *expected,
                                IcHeaderInfo *found, char *why, size_t why_len);
 
+/* ---- Options ---- */
+
+/* The node's options as the user gave them (has_*: the option was given). */
+typedef struct IcOptions {
+    bool has_cluster_size;
+    uint64_t cluster_size;
+    bool has_max_inflight;
+    uint64_t max_inflight;
+    bool has_max_fetch;
+    uint64_t max_fetch;
+    bool has_read_ahead;
+    uint64_t read_ahead;
+} IcOptions;
+
+/* The options in effect, every default applied. */
+typedef struct IcSettings {
+    uint32_t cluster_size; /* 0 until the cache's cluster size is known */
+    uint32_t max_inflight;
+    uint64_t max_fetch;
+    uint64_t read_ahead;
+} IcSettings;
+
+/*
+ * Check each option on its own (ranges, powers of two) and fill @out with
+ * everything that does not depend on the cluster size.  On error returns
+ * false with a message in @why naming the option and the accepted range.
+ * cluster-size is refused if given as 0.
+ */
+bool ic_options_check(const IcOptions *opts, IcSettings *out, char *why,
+                      size_t why_len);
+
+/*
+ * Complete @set for the cache's @cluster_size (the user's, the existing
+ * cache's, or the default): max-fetch defaults to the larger of
+ * IC_DEFAULT_MAX_FETCH and one cluster and must be a multiple of the
+ * cluster size; read-ahead defaults to two max-fetch; max-inflight x
+ * max-fetch must fit IC_MAX_FETCH_MEMORY.  False with a message naming the
+ * options otherwise.  @opts says which values the user gave.
+ */
+bool ic_settings_resolve(const IcOptions *opts, IcSettings *set,
+                         uint32_t cluster_size, char *why, size_t why_len);
+
+/* ---- Opening a cache file ---- */
+
+typedef enum IcOpenAction {
+    IC_OPEN_USE,    /* a valid cache of this base: load its metadata */
+    IC_OPEN_FORMAT, /* empty: format it */
+    IC_OPEN_RESET,  /* a stale or damaged cache: warn, then format it */
+    IC_OPEN_REFUSE, /* not a cache: refuse to overwrite it */
+    IC_OPEN_EMPTY,  /* would be formatted, but nothing may be written now
+                       (no I/O, or the node is inactive): start with an
+                       empty in-memory state, write nothing; an inactive
+                       node decides again when it is activated */
+} IcOpenAction;
+
+/*
+ * What to do with a cache file whose header check gave @status.
+ * @base_readable: the base's fingerprint could be computed (false with
+ * BDRV_O_NO_IO, where a fingerprint mismatch cannot be told and a cache
+ * that is otherwise valid is used as recorded).  @writable: the cache
+ * file may be written now (false when inactive or without I/O).
+ */
+IcOpenAction ic_open_decide(IcHeaderStatus status, bool base_readable,
+                            bool writable);
+
+/* ---- The base's fingerprint (part of the on-disk format) ---- */
+
+typedef struct IcRange {
+    uint64_t offset;
+    uint64_t bytes;
+} IcRange;
+
+/* Largest preamble ic_fingerprint_preamble() writes. */
+#define IC_FINGERPRINT_PREAMBLE_MAX 64
+
+/*
+ * The fingerprint of a base is SHA-256 over: the preamble, then the base's
+ * bytes at each range of ic_fingerprint_plan() in order, then the user's
+ * base-fingerprint string with its terminating NUL if one was given.
+ * Changing any of this invalidates every existing cache.
+ *
+ * ic_fingerprint_preamble() writes the preamble for @base_size into @out
+ * and returns its length.  ic_fingerprint_plan() writes the sampled ranges
+ * (IC_FINGERPRINT_SAMPLES at most, sorted, not overlapping, within the
+ * base) into @out and returns their number.
+ */
+size_t ic_fingerprint_preamble(uint64_t base_size,
+                               uint8_t out[IC_FINGERPRINT_PREAMBLE_MAX]);
+size_t ic_fingerprint_plan(uint64_t base_size,
+                           IcRange out[IC_FINGERPRINT_SAMPLES]);
+
 typedef struct IcCore IcCore;
 
 /*
- * Create the in-memory state of one cache: all clusters absent.
- * @max_fetch_bytes bounds one coalesced fetch (rounded down to whole
- * clusters, at least one cluster).  Returns NULL if @g is invalid.
+ * Create the in-memory state of one cache: all clusters absent, active,
+ * caching.  @max_fetch_bytes bounds one coalesced fetch (rounded down to
+ * whole clusters, at least one cluster); @max_inflight bounds the base
+ * reads in flight (see the fetch slots).  Returns NULL with a message in
+ * @why if @g is invalid or the state (the presence bitmap, sized by the
+ * user's base and cluster size) cannot be allocated: never aborts for
+ * lack of memory.
  */
 IcCore *ic_core_new(const IcGeometry *g, uint64_t instance,
-                    uint64_t max_fetch_bytes);
+                    uint64_t max_fetch_bytes, uint32_t max_inflight,
+                    char *why, size_t why_len);
 void ic_core_free(IcCore *core);
 const IcGeometry *ic_core_geometry(const IcCore *core);
 
@@ -166,6 +303,14 @@ void ic_core_encode_meta_block(const IcCore *core, uint64_t index,
 
 /* Byte offset of metadata block @index in the cache file. */
 uint64_t ic_core_meta_block_offset(const IcCore *core, uint64_t index);
+
+/* ---- Where data lives in the cache file ---- */
+
+/*
+ * Byte offset in the cache file of the base's byte @offset: the one owner
+ * of the mapping (HIT segments, stores and block status all use it).
+ */
+uint64_t ic_core_cache_offset(const IcCore *core, uint64_t offset);
 
 /* ---- Read planning ---- */
 
@@ -259,16 +404,27 @@ void ic_core_fetch_dropped(IcCore *core, IcFetchId id);
 /*
  * Start a metadata sync: the clusters stored so far become "being synced".
  * The caller must then flush the cache file (so their data is durable),
- * write every block listed by ic_core_sync_blocks() (encoded with
- * ic_core_encode_meta_block()), and call ic_core_sync_end().
- * Returns false if there is nothing to sync.
+ * write every run of blocks listed by ic_core_sync_runs() (each block
+ * encoded with ic_core_encode_meta_block()), flush the cache file again
+ * (so the records are durable), and call ic_core_sync_end().  Only then do
+ * the clusters count as durable.  Returns false if there is nothing to
+ * sync, a sync is running, or the node is not active.
  */
 bool ic_core_sync_begin(IcCore *core);
 
-/* Blocks to write for the sync in progress; returns how many (<= max). */
-size_t ic_core_sync_blocks(const IcCore *core, uint64_t *blocks, size_t max);
-/* Total number of blocks the sync in progress must write. */
-size_t ic_core_sync_block_count(const IcCore *core);
+/* Consecutive metadata blocks written with one request. */
+typedef struct IcMetaRun {
+    uint64_t first;  /* first block index */
+    uint64_t count;  /* blocks, 1 to IC_META_BATCH */
+    uint64_t offset; /* byte offset of block @first in the cache file */
+} IcMetaRun;
+
+/*
+ * The runs the sync in progress must write, in block order: writes up to
+ * @max of them into @runs and returns how many there are in all (call
+ * with @max 0 to size the array).
+ */
+size_t ic_core_sync_runs(const IcCore *core, IcMetaRun *runs, size_t max);
 
 /*
  * Finish the sync: on success the synced clusters are durable.  On failure
@@ -279,10 +435,132 @@ void ic_core_sync_end(IcCore *core, bool ok);
 /* True if stored clusters are waiting for a sync. */
 bool ic_core_sync_needed(const IcCore *core);
 
+/* ---- State of the cache ---- */
+
+typedef enum IcCacheState {
+    IC_CACHE_CACHING,  /* hits from the cache, misses fetched and stored */
+    IC_CACHE_STOPPED,  /* a write into the cache failed: hits are still
+                          served from it, nothing more is stored */
+    IC_CACHE_BYPASSED, /* a read of the cache failed: every read goes to
+                          the base, nothing is stored */
+    IC_CACHE_INACTIVE, /* the node is inactive (incoming migration, or
+                          blockdev-set-active off): hits are served,
+                          nothing is written into the cache file */
+} IcCacheState;
+
+/* Precedence: BYPASSED, then INACTIVE, then STOPPED, then CACHING. */
+IcCacheState ic_core_cache_state(const IcCore *core);
+
+/*
+ * An I/O on the cache file failed: a read (@write false) bypasses the
+ * cache, a write stops storing.  Both last until the node is reopened.
+ * Returns true if this changed the state (the glue warns once).
+ */
+bool ic_core_cache_failed(IcCore *core, bool write);
+
+/*
+ * Activate or deactivate the node.  Deactivating with stores queued or a
+ * sync running is a protocol error: the glue drains and syncs first.
+ */
+void ic_core_set_active(IcCore *core, bool active);
+
+/* ---- Tunables ---- */
+
+/*
+ * Apply resolved settings (ic_settings_resolve()) to a live core: open and
+ * blockdev-reopen.  @set->cluster_size must be the core's.  Takes effect
+ * for later plans, slots and read-ahead; fetches in flight keep their
+ * size.  Pooled buffers of another size become reclaimable.
+ */
+void ic_core_apply_settings(IcCore *core, const IcSettings *set);
+
+/* ---- Fetch slots: at most max-inflight base reads at once ---- */
+
+typedef enum IcFetchKind {
+    IC_FETCH_DEMAND,     /* a guest read waits for it */
+    IC_FETCH_READ_AHEAD, /* nobody waits for it yet */
+} IcFetchKind;
+
+/*
+ * Take a slot for a base read.  DEMAND: true if a slot is free; otherwise
+ * false, and the caller is counted as waiting: it must wait until
+ * ic_core_slot_put() says to wake one waiter, then call again.
+ * READ_AHEAD: true only while fewer than half the slots are busy and no
+ * demand read waits (read-ahead never takes queue depth from misses);
+ * never waits.
+ */
+bool ic_core_slot_take(IcCore *core, IcFetchKind kind);
+
+/*
+ * Give a slot back.  Returns true if one waiting demand read must be woken
+ * (it is no longer counted as waiting, and calls ic_core_slot_take again).
+ */
+bool ic_core_slot_put(IcCore *core);
+
+/* ---- Storing fetched data ---- */
+
+/*
+ * The base read of fetch @id succeeded (after ic_core_fetch_done()).
+ * Returns true if its data is to be stored: the fetch joins the store
+ * queue and its bytes count in the backlog until it is stored or dropped;
+ * the glue keeps the buffer.  Returns false if it is not stored (the cache
+ * is not CACHING, or the backlog would exceed IC_STORE_BACKLOG_LIMIT): the
+ * fetch is dropped as by ic_core_fetch_dropped().
+ */
+bool ic_core_store_admit(IcCore *core, IcFetchId id);
+
+/*
+ * Whether to start one more store writer: true (and the writer is counted
+ * as running) while fewer than IC_STORE_WRITERS run and fetches are
+ * queued.  The glue calls it in a loop after admitting fetches.
+ */
+bool ic_core_store_writer_start(IcCore *core);
+
+/* One queued fetch for a running writer. */
+typedef struct IcStoreJob {
+    IcFetchId fetch;
+    void *opaque;          /* what ic_core_fetch_set_opaque() set */
+    uint64_t cache_offset; /* where to write its data in the cache file */
+    uint64_t bytes;        /* bytes to write */
+    bool write;            /* false: the cache stopped caching meanwhile;
+                              the fetch is already dropped, only release
+                              the glue's object */
+} IcStoreJob;
+
+/*
+ * The next job of a running writer, in queue order: true and @job filled,
+ * or false when the queue is empty, and the writer is counted as stopped
+ * (it must exit).  After a job with @write, the glue writes the data and
+ * calls ic_core_fetch_stored().
+ */
+bool ic_core_store_next(IcCore *core, IcStoreJob *job);
+
+/* ---- Fetch buffers ---- */
+
+/*
+ * Buffers of max-fetch bytes are kept for reuse: sequential reads fetch
+ * max-fetch bytes at a time, and allocating such a buffer anew for each
+ * fetch costs more in page faults and page clearing than the copies.
+ * Smaller buffers come from malloc's heap and need no pool.  The core
+ * holds the pooled pointers only; the glue allocates and frees them.
+ */
+
+/* A pooled buffer of @bytes, or NULL: the glue allocates one. */
+void *ic_core_buf_take(IcCore *core, uint64_t bytes);
+
+/* Offer @buf of @bytes back: true if the pool kept it, else free it. */
+bool ic_core_buf_give(IcCore *core, void *buf, uint64_t bytes);
+
+/*
+ * While the node is idle (no fetch in flight, nothing queued to store),
+ * the pool is emptied: returns the next pooled buffer for the glue to
+ * free, or NULL when there is none or the node is busy.
+ */
+void *ic_core_buf_reclaim(IcCore *core);
+
 /* ---- Statistics ---- */
 
 typedef struct IcStats {
-    uint64_t read_requests;    /* planned guest reads */
     uint64_t hit_bytes;        /* guest bytes served from the cache */
     uint64_t miss_bytes;       /* guest bytes served by new fetches */
     uint64_t wait_bytes;       /* guest bytes served by joining a fetch */
@@ -296,6 +574,7 @@ typedef struct IcStats {
     uint64_t cached_clusters;  /* clusters present now */
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */
+    uint64_t store_backlog;    /* bytes fetched and queued to store */
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);
