@@ -29,8 +29,8 @@
 
 #include "ic_core.hpp"
 #include "ic_geometry.hpp"
+#include "ic_message.hpp"
 #include "ic_meta_codec.hpp"
-#include "ic_why.hpp"
 
 #include <new>
 #include <span>
@@ -52,7 +52,7 @@ template <typename F> decltype(auto) no_throw(F &&body) noexcept {
 bool ic_geometry_init(IcGeometry *g, uint64_t base_size, uint32_t cluster_size,
                       char *why, size_t why_len) {
     return no_throw([&] {
-        intellicache::WhyBuffer msg(why, why_len);
+        intellicache::MessageBuffer msg(why, why_len);
         const auto geometry =
             intellicache::Geometry::compute(base_size, cluster_size, msg);
         if (!geometry) {
@@ -79,7 +79,7 @@ IcHeaderStatus ic_header_check(const uint8_t *buf, size_t buf_len,
                                uint64_t file_size, const IcHeaderInfo *expected,
                                IcHeaderInfo *found, char *why, size_t why_len) {
     return no_throw([&] {
-        intellicache::WhyBuffer msg(why, why_len);
+        intellicache::MessageBuffer msg(why, why_len);
         return intellicache::HeaderCodec::check(buf, buf_len, file_size,
                                                 expected, found, msg);
     });

@@ -65,7 +65,7 @@ void Core::encode_meta_block(std::uint64_t index, std::uint8_t *out) const {
     for (std::size_t w = 0; w < words.size(); w++) {
         words[w] = present_.word(first_word + w);
     }
-    persistence_.exclude_pending(index * kMetaBlockClusters, words);
+    durability_.exclude_pending(index * kMetaBlockClusters, words);
     MetaBlockCodec::encode(index, instance_, words, out);
 }
 
@@ -138,7 +138,7 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
         stats_.stored_bytes += geometry_.clusters_end(f->first + f->count) -
                                geometry_.cluster_start(f->first);
         present_.set_range(f->first, f->count);
-        persistence_.note_stored(f->first, f->count);
+        durability_.note_stored(f->first, f->count);
     } else {
         stats_.store_errors++;
     }
@@ -154,7 +154,7 @@ void Core::fetch_dropped(IcFetchId id) {
 }
 
 std::size_t Core::sync_blocks(std::span<std::uint64_t> out) const {
-    const auto blocks = persistence_.sync_blocks();
+    const auto blocks = durability_.sync_blocks();
     const std::size_t n = std::min(out.size(), blocks.size());
     std::copy_n(blocks.begin(), n, out.begin());
     return n;
@@ -179,7 +179,7 @@ Core::PresentRun Core::present_run(std::uint64_t offset,
 IcStats Core::stats() const {
     IcStats st = stats_;
     st.cached_clusters = present_.count();
-    const std::uint64_t unsettled = persistence_.unsettled_clusters();
+    const std::uint64_t unsettled = durability_.unsettled_clusters();
     st.durable_clusters =
         st.cached_clusters > unsettled ? st.cached_clusters - unsettled : 0;
     st.inflight_fetches = inflight_.size();

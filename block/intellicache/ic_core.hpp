@@ -10,9 +10,9 @@
 #include "intellicache-core.h"
 
 #include "ic_bitmap.hpp"
+#include "ic_durability.hpp"
 #include "ic_geometry.hpp"
 #include "ic_inflight.hpp"
-#include "ic_persistence.hpp"
 #include "ic_sequential.hpp"
 
 #include <cstddef>
@@ -57,13 +57,13 @@ public:
     void fetch_stored(IcFetchId id, bool ok);
     void fetch_dropped(IcFetchId id);
 
-    bool sync_begin() { return persistence_.sync_begin(); }
+    bool sync_begin() { return durability_.sync_begin(); }
     std::size_t sync_blocks(std::span<std::uint64_t> out) const;
     std::size_t sync_block_count() const {
-        return persistence_.sync_blocks().size();
+        return durability_.sync_blocks().size();
     }
-    void sync_end(bool ok) { persistence_.sync_end(ok); }
-    bool sync_needed() const { return persistence_.sync_needed(); }
+    void sync_end(bool ok) { durability_.sync_end(ok); }
+    bool sync_needed() const { return durability_.sync_needed(); }
 
     IcStats stats() const;
     bool cluster_present(std::uint64_t index) const {
@@ -88,7 +88,7 @@ private:
     std::uint64_t max_fetch_clusters_;
     ClusterBitmap present_;
     InflightTable inflight_;
-    Persistence persistence_;
+    DurabilityTracker durability_;
     SequentialDetector sequential_;
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };

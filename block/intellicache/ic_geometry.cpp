@@ -6,7 +6,7 @@
 
 #include "ic_geometry.hpp"
 
-#include "ic_why.hpp"
+#include "ic_message.hpp"
 
 #include <cinttypes>
 
@@ -33,7 +33,7 @@ std::uint64_t div_round_up(std::uint64_t v, std::uint64_t d) {
 
 std::optional<Geometry> Geometry::compute(std::uint64_t base_size,
                                           std::uint32_t cluster_size,
-                                          WhyBuffer &why) {
+                                          MessageBuffer &why) {
     /* Shape before range: "3000 is not a power of two" says more than
      * "out of range" would. */
     if (cluster_size != 0 && !std::has_single_bit(cluster_size)) {
@@ -91,7 +91,7 @@ std::uint32_t Geometry::default_cluster_size(std::uint64_t base_size) {
 }
 
 std::optional<Geometry> Geometry::adopt(const IcGeometry &g) {
-    WhyBuffer none(nullptr, 0);
+    MessageBuffer none(nullptr, 0);
     auto computed = compute(g.base_size, g.cluster_size, none);
     if (!computed || !same_layout(computed->raw(), g)) {
         return std::nullopt;

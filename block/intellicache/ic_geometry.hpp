@@ -16,7 +16,7 @@
 
 namespace intellicache {
 
-class WhyBuffer;
+class MessageBuffer;
 
 /* Clusters per metadata block, as a 64-bit value (the C macro is an int
  * expression, and block arithmetic must not be done in int). */
@@ -32,7 +32,7 @@ public:
     /* The layout for a base, or nullopt (and a message) if invalid. */
     static std::optional<Geometry> compute(std::uint64_t base_size,
                                            std::uint32_t cluster_size,
-                                           WhyBuffer &why);
+                                           MessageBuffer &why);
     /* See ic_default_cluster_size(). */
     static std::uint32_t default_cluster_size(std::uint64_t base_size);
     /* Accepts @g only if it is exactly what compute() would produce. */

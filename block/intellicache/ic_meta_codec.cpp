@@ -8,7 +8,7 @@
 
 #include "ic_bytes.hpp"
 #include "ic_geometry.hpp"
-#include "ic_why.hpp"
+#include "ic_message.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -57,7 +57,7 @@ void HeaderCodec::encode(const IcHeaderInfo &h, std::uint8_t *out) {
     put_le32(out + kClusterSizeOffset, h.cluster_size);
     put_le64(out + kBaseSizeOffset, h.base_size);
     /* An invalid geometry leaves these zero; check() calls that corrupt. */
-    WhyBuffer none(nullptr, 0);
+    MessageBuffer none(nullptr, 0);
     if (auto g = Geometry::compute(h.base_size, h.cluster_size, none)) {
         put_le64(out + kClusterCountOffset, g->cluster_count());
         put_le64(out + kMetaOffsetOffset, g->raw().meta_offset);
@@ -72,7 +72,7 @@ void HeaderCodec::encode(const IcHeaderInfo &h, std::uint8_t *out) {
 IcHeaderStatus HeaderCodec::check(const std::uint8_t *buf, std::size_t buf_len,
                                   std::uint64_t file_size,
                                   const IcHeaderInfo *expected,
-                                  IcHeaderInfo *found, WhyBuffer &why) {
+                                  IcHeaderInfo *found, MessageBuffer &why) {
     if (found != nullptr) {
         *found = IcHeaderInfo{};
     }
@@ -137,7 +137,7 @@ IcHeaderStatus HeaderCodec::check(const std::uint8_t *buf, std::size_t buf_len,
     }
 
     char geometry_why[128] = "";
-    WhyBuffer geometry_msg(geometry_why, sizeof(geometry_why));
+    MessageBuffer geometry_msg(geometry_why, sizeof(geometry_why));
     const auto g = Geometry::compute(h.base_size, h.cluster_size, geometry_msg);
     if (!g) {
         why.set("cache header is invalid: %s", geometry_why);

@@ -15,7 +15,7 @@
 
 namespace intellicache {
 
-class WhyBuffer;
+class MessageBuffer;
 
 /*
  * Header block, IC_HEADER_SIZE bytes, little endian:
@@ -67,7 +67,7 @@ public:
     static IcHeaderStatus check(const std::uint8_t *buf, std::size_t buf_len,
                                 std::uint64_t file_size,
                                 const IcHeaderInfo *expected,
-                                IcHeaderInfo *found, WhyBuffer &why);
+                                IcHeaderInfo *found, MessageBuffer &why);
 };
 
 /*

@@ -7,7 +7,7 @@
 #include "intellicache-core.h"
 
 #include "ic_geometry.hpp"
-#include "ic_why.hpp"
+#include "ic_message.hpp"
 
 #include <gtest/gtest.h>
 
@@ -191,7 +191,7 @@ TEST(Geometry, AdoptAcceptsOnlyComputedLayouts) {
 }
 
 TEST(Geometry, ClusterArithmetic) {
-    intellicache::WhyBuffer none(nullptr, 0);
+    intellicache::MessageBuffer none(nullptr, 0);
     const auto g = intellicache::Geometry::compute(k64K * 3 + 10, k64K, none);
     ASSERT_TRUE(g.has_value());
     EXPECT_EQ(g->cluster_of(0), 0U);

@@ -368,7 +368,7 @@ TEST(HeaderCodec, MismatchesAreReportedInDocumentedOrder) {
     EXPECT_EQ(check(encoded(v2), 0, expected).status, IC_HEADER_VERSION);
 }
 
-TEST(HeaderCodec, TinyWhyBufferIsTerminated) {
+TEST(HeaderCodec, TinyMessageBufferIsTerminated) {
     auto buf = encoded(sample_info());
     buf[20] ^= 1;
     char why[5];

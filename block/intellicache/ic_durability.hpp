@@ -4,8 +4,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef IC_PERSISTENCE_HPP
-#define IC_PERSISTENCE_HPP
+#ifndef IC_DURABILITY_HPP
+#define IC_DURABILITY_HPP
 
 #include <cstdint>
 #include <span>
@@ -25,7 +25,7 @@ namespace intellicache {
  * are kept as the fetches stored them, unsorted: appending is O(1) and a
  * block encode scans them once.
  */
-class Persistence {
+class DurabilityTracker {
 public:
     /* Clusters [first, first + count) were stored (are now present). */
     void note_stored(std::uint64_t first, std::uint64_t count);

@@ -4,7 +4,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "ic_persistence.hpp"
+#include "ic_durability.hpp"
 
 #include "ic_geometry.hpp"
 
@@ -12,7 +12,7 @@
 
 namespace intellicache {
 
-void Persistence::note_stored(std::uint64_t first, std::uint64_t count) {
+void DurabilityTracker::note_stored(std::uint64_t first, std::uint64_t count) {
     if (count == 0) {
         return;
     }
@@ -20,7 +20,7 @@ void Persistence::note_stored(std::uint64_t first, std::uint64_t count) {
     pending_clusters_ += count;
 }
 
-bool Persistence::sync_begin() {
+bool DurabilityTracker::sync_begin() {
     if (running_ || pending_.empty()) {
         return false;
     }
@@ -46,7 +46,7 @@ bool Persistence::sync_begin() {
     return true;
 }
 
-void Persistence::sync_end(bool ok) {
+void DurabilityTracker::sync_end(bool ok) {
     if (!running_) {
         return;
     }
@@ -61,8 +61,8 @@ void Persistence::sync_end(bool ok) {
     running_ = false;
 }
 
-void Persistence::exclude_pending(std::uint64_t first_cluster,
-                                  std::span<std::uint64_t> words) const {
+void DurabilityTracker::exclude_pending(std::uint64_t first_cluster,
+                                        std::span<std::uint64_t> words) const {
     const std::uint64_t end_cluster = first_cluster + words.size() * 64;
     for (const Range &r : pending_) {
         const std::uint64_t lo = std::max(r.first, first_cluster);

@@ -1,5 +1,5 @@
 /*
- * Unit tests: durability of the presence bitmap (Persistence, and the
+ * Unit tests: durability of the presence bitmap (DurabilityTracker, and the
  * sync protocol as seen through Core).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -8,7 +8,7 @@
 #include "intellicache-core.h"
 
 #include "ic_core.hpp"
-#include "ic_persistence.hpp"
+#include "ic_durability.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,12 +22,12 @@
 namespace {
 
 using intellicache::Core;
-using intellicache::Persistence;
+using intellicache::DurabilityTracker;
 
 constexpr uint64_t kBlockClusters = IC_META_BLOCK_CLUSTERS;
 
-TEST(Persistence, NothingToSync) {
-    Persistence p;
+TEST(DurabilityTracker, NothingToSync) {
+    DurabilityTracker p;
     EXPECT_FALSE(p.sync_needed());
     EXPECT_FALSE(p.sync_begin());
     EXPECT_TRUE(p.sync_blocks().empty());
@@ -35,8 +35,8 @@ TEST(Persistence, NothingToSync) {
     EXPECT_EQ(p.unsettled_clusters(), 0U);
 }
 
-TEST(Persistence, SyncBlocksAreSortedUniqueAndExact) {
-    Persistence p;
+TEST(DurabilityTracker, SyncBlocksAreSortedUniqueAndExact) {
+    DurabilityTracker p;
     p.note_stored(5 * kBlockClusters + 3, 2);
     p.note_stored(10, 4);
     p.note_stored(kBlockClusters - 2, 4); /* straddles blocks 0 and 1 */
@@ -50,8 +50,8 @@ TEST(Persistence, SyncBlocksAreSortedUniqueAndExact) {
     EXPECT_TRUE(p.sync_blocks().empty());
 }
 
-TEST(Persistence, ExcludesOnlyPending) {
-    Persistence p;
+TEST(DurabilityTracker, ExcludesOnlyPending) {
+    DurabilityTracker p;
     p.note_stored(3, 2);
     std::array<uint64_t, 2> words{~uint64_t{0}, ~uint64_t{0}};
     p.exclude_pending(0, words);

@@ -4,8 +4,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef IC_WHY_HPP
-#define IC_WHY_HPP
+#ifndef IC_MESSAGE_HPP
+#define IC_MESSAGE_HPP
 
 #include <cstddef>
 
@@ -16,9 +16,9 @@ namespace intellicache {
  * buffer silently drops the message, so callers that do not care pass NULL.
  * The buffer starts out as "" so it holds a string even on success.
  */
-class WhyBuffer {
+class MessageBuffer {
 public:
-    WhyBuffer(char *buf, std::size_t len)
+    MessageBuffer(char *buf, std::size_t len)
         : buf_(buf), len_(buf != nullptr ? len : 0) {
         if (len_ != 0) {
             buf_[0] = '\0';

@@ -4,14 +4,14 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "ic_why.hpp"
+#include "ic_message.hpp"
 
 #include <cstdarg>
 #include <cstdio>
 
 namespace intellicache {
 
-void WhyBuffer::set(const char *fmt, ...) {
+void MessageBuffer::set(const char *fmt, ...) {
     if (len_ == 0) {
         return;
     }
