@@ -76,9 +76,23 @@ if [ "$(cat "$src/.intellicache-series" 2>/dev/null)" != "$series_id" ]; then
     done
     echo "$series_id" > "$src/.intellicache-series"
 fi
-# Our sources stay in our tree; QEMU's build sees them through symlinks.
-ln -sfn "$src_root/block/intellicache.c" "$src/block/intellicache.c"
+# Our sources stay in our tree; QEMU's build sees them through symlinks:
+# every block/intellicache*.c and *.h (the glue and its private header;
+# QEMU's block/meson.build, patched by 0002, lists the C files), the core
+# in block/intellicache/, and the driver's QAPI schema, which
+# qapi/block-core.json includes (0001).  A link whose file left our tree
+# is removed first, so a renamed file is not left behind.
+for l in "$src"/block/intellicache*; do
+    if [ -L "$l" ] && [ ! -e "$l" ]; then
+        rm -f "$l"
+    fi
+done
+for f in "$src_root"/block/intellicache*.c "$src_root"/block/intellicache*.h; do
+    [ -e "$f" ] || continue
+    ln -sfn "$f" "$src/block/$(basename "$f")"
+done
 ln -sfn "$src_root/block/intellicache" "$src/block/intellicache"
+ln -sfn "$src_root/qapi/intellicache.json" "$src/qapi/intellicache.json"
 mkdir -p "$src/tests/qemu-iotests/tests"
 for t in "$src_root"/tests/qemu-iotests/tests/*; do
     [ -e "$t" ] || continue
