@@ -1,0 +1,124 @@
+/*
+ * intellicache: what QMP and qemu-img show about a node.
+ *
+ * Two views, both defined in qapi/intellicache.json:
+ *
+ *   ImageInfoSpecificIntellicache   what describes the cache file (format
+ *                                   version, layout, clusters cached and
+ *                                   recorded): qemu-img info, query-block,
+ *                                   query-named-block-nodes
+ *   BlockStatsSpecificIntellicache  the node's state and live counters:
+ *                                   query-blockstats, driver-specific
+ *
+ * Both are snapshots taken under the node's lock; the counters are the
+ * core's (ic_core_get_stats()).  As in QEMU's block layer, the graph lock
+ * annotations (GRAPH_RDLOCK) are on the declarations, in
+ * intellicache-int.h.
+ *
+ * Copyright (c) 2026 The intellicache authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/qapi-types-block-core.h"
+#include "intellicache-int.h"
+
+/* One consistent snapshot of the core's state. */
+typedef struct IcSnapshot {
+    IcGeometry geometry;
+    IcStats stats;
+    IcCacheState state;
+} IcSnapshot;
+
+static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
+{
+    bool ok;
+
+    qemu_mutex_lock(&s->lock);
+    ok = s->core != NULL;
+    if (ok) {
+        snap->geometry = *ic_core_geometry(s->core);
+        ic_core_get_stats(s->core, &snap->stats);
+        snap->state = ic_core_cache_state(s->core);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static IntellicacheState ic_qapi_state(IcCacheState state)
+{
+    switch (state) {
+    case IC_CACHE_CACHING:
+        return INTELLICACHE_STATE_CACHING;
+    case IC_CACHE_STOPPED:
+        return INTELLICACHE_STATE_STOPPED;
+    case IC_CACHE_BYPASSED:
+        return INTELLICACHE_STATE_BYPASSED;
+    case IC_CACHE_INACTIVE:
+        return INTELLICACHE_STATE_INACTIVE;
+    }
+    g_assert_not_reached();
+}
+
+ImageInfoSpecific *ic_get_specific_info(BlockDriverState *bs, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    ImageInfoSpecificIntellicache *info;
+    ImageInfoSpecific *spec;
+    IcSnapshot snap;
+
+    if (!ic_snapshot(s, &snap)) {
+        return NULL;
+    }
+    info = g_new(ImageInfoSpecificIntellicache, 1);
+    *info = (ImageInfoSpecificIntellicache) {
+        .format_version = IC_FORMAT_VERSION,
+        .base_size = snap.geometry.base_size,
+        .cluster_size = snap.geometry.cluster_size,
+        .cluster_count = snap.geometry.cluster_count,
+        .cached_clusters = snap.stats.cached_clusters,
+        .durable_clusters = snap.stats.durable_clusters,
+    };
+    spec = g_new(ImageInfoSpecific, 1);
+    *spec = (ImageInfoSpecific) {
+        .type = IMAGE_INFO_SPECIFIC_KIND_INTELLICACHE,
+        .u.intellicache.data = info,
+    };
+    return spec;
+}
+
+BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    BlockStatsSpecific *stats;
+    IcSnapshot snap;
+
+    if (!ic_snapshot(s, &snap)) {
+        return NULL;
+    }
+    stats = g_new(BlockStatsSpecific, 1);
+    *stats = (BlockStatsSpecific) {
+        .driver = BLOCKDEV_DRIVER_INTELLICACHE,
+        .u.intellicache = {
+            .state = ic_qapi_state(snap.state),
+            .cluster_size = snap.geometry.cluster_size,
+            .cluster_count = snap.geometry.cluster_count,
+            .cached_clusters = snap.stats.cached_clusters,
+            .durable_clusters = snap.stats.durable_clusters,
+            .hit_bytes = snap.stats.hit_bytes,
+            .miss_bytes = snap.stats.miss_bytes,
+            .wait_bytes = snap.stats.wait_bytes,
+            .fetches = snap.stats.fetches,
+            .fetched_bytes = snap.stats.fetched_bytes,
+            .fetch_errors = snap.stats.fetch_errors,
+            .stored_bytes = snap.stats.stored_bytes,
+            .store_errors = snap.stats.store_errors,
+            .store_skipped = snap.stats.store_skipped,
+            .read_ahead_bytes = snap.stats.readahead_bytes,
+            .inflight_fetches = snap.stats.inflight_fetches,
+            .store_backlog_bytes = snap.stats.store_backlog,
+        },
+    };
+    return stats;
+}
