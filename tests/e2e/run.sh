@@ -5,11 +5,19 @@
 #
 #   tests/e2e/run.sh [unittest discover arguments, e.g. -k restart]
 #
-# IC_QEMU_BUILD selects QEMU's build directory (default build/qemu/build).
+# IC_QEMU_BUILD selects QEMU's build directory (default build/qemu/build),
+# IC_QEMU_SRC QEMU's source tree (default: src/ next to the build
+# directory), whose python/ directory holds QEMU's QMP library.
+#
+# The tests import the harness package intellicache_harness (tests/pylib)
+# and QEMU's qemu.qmp; this script puts both on PYTHONPATH (docs/e2e.rst).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+qemu_build=${IC_QEMU_BUILD:-$repo/build/qemu/build}
+qemu_src=${IC_QEMU_SRC:-$(dirname "$qemu_build")/src}
+export PYTHONPATH="$repo/tests/pylib:$qemu_src/python${PYTHONPATH:+:$PYTHONPATH}"
 log=$(mktemp "${TMPDIR:-/tmp}/ic-e2e-XXXXXX.log")
 trap 'rm -f "$log"' EXIT
 

@@ -29,8 +29,7 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import icharness as h  # noqa: E402
+import intellicache_harness as h
 
 # 4 KiB clusters (the default at this size): 35 000 clusters, two
 # metadata blocks; not a multiple of the cluster size.
@@ -52,10 +51,8 @@ class CrashE2E(h.NbdkitFileTestCase):
         return self.start_nbdkit(tag)
 
     def daemon(self, nk, cache, tag):
-        d = h.StorageDaemon(self.dir, h.nbd_base(nk.socket), cache, tag=tag,
-                            cache_options=h.CACHE_DIRECT)
-        self.addCleanup(d.stop)
-        return d.start()
+        return self.start_daemon(h.nbd_base(nk.socket), cache, tag=tag,
+                                 cache_options=h.CACHE_DIRECT)
 
     def random_reader(self, d, rng, stop):
         """Reads of random ranges (1 byte to 256 KiB) until the server dies

@@ -6,27 +6,13 @@ uses is refused while the export serves correct data.
 """
 
 import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import icharness as h  # noqa: E402
+import intellicache_harness as h
 
 BASE_SIZE = 8 * h.MiB
 # Cycles; IC_LIFECYCLE_CYCLES changes it (1000 take a few seconds).
 CYCLES = int(os.environ.get("IC_LIFECYCLE_CYCLES", "1000"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise h.HarnessError("no VmRSS")
-
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class LifecycleE2E(h.DaemonTestCase):
@@ -38,7 +24,7 @@ class LifecycleE2E(h.DaemonTestCase):
         self.base_sha = h.make_base_image(self.base_path, BASE_SIZE, seed=3)
         base = {"driver": "file", "filename": str(self.base_path)}
         # No cache: the daemon exports base0; intellicache nodes come and go.
-        self.d = h.StorageDaemon(self.dir, base)
+        self.d = h.IcDaemon(self.dir, base)
         self.addCleanup(self.d.stop)
         self.d.start()
         self.cache = self.new_cache()
@@ -67,7 +53,7 @@ class LifecycleE2E(h.DaemonTestCase):
         warmup = 20
         for i in range(CYCLES + warmup):
             if i == warmup:
-                rss0, fds0 = rss_kib(pid), fd_count(pid)
+                rss0, fds0 = h.proc_status_kib(pid), h.fd_count(pid)
             self.add_node()
             if i % 10 == 0:
                 self.read_through_export()
@@ -76,7 +62,7 @@ class LifecycleE2E(h.DaemonTestCase):
                     e["id"] == "el" for e in self.d.qmp.cmd("query-block-exports")),
                     10, "export removed")
             self.d.qmp.cmd("blockdev-del", **{"node-name": "icl"})
-        rss1, fds1 = rss_kib(pid), fd_count(pid)
+        rss1, fds1 = h.proc_status_kib(pid), h.fd_count(pid)
         figures = f"{CYCLES} cycles: RSS {rss0} -> {rss1} KiB, fds {fds0} -> {fds1}"
         self.assertEqual(fds1, fds0, f"file descriptors leaked; {figures}")
         self.assertLess(rss1 - rss0, 2048, f"RSS grew by 2 MiB or more; {figures}")

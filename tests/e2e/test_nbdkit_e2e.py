@@ -7,14 +7,10 @@ demand; its delay filter makes fetches slow enough to overlap.
 """
 
 import concurrent.futures
-import os
 import random
-import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import icharness as h  # noqa: E402
+import intellicache_harness as h
 
 BASE_SIZE = 32 * h.MiB + 3 * 512
 
@@ -55,11 +51,8 @@ class NbdkitE2E(h.NbdkitFileTestCase):
         nk = self.start_nbdkit("storm-base", filters=["delay"],
                                filter_args={"delay-read": "1ms"}, stats=True)
         d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache())
-        qemu_img = h.qemu_build_dir() / "qemu-img"
         for i in range(vms):
-            overlay = self.dir / f"vm{i}.qcow2"
-            subprocess.run([str(qemu_img), "create", "-q", "-f", "qcow2",
-                              str(overlay), str(BASE_SIZE)], check=True)
+            overlay = h.qcow2_overlay(self.dir / f"vm{i}.qcow2", BASE_SIZE)
             d.qmp.cmd("blockdev-add", driver="qcow2", **{"node-name": f"vm{i}"},
                       file={"driver": "file", "filename": str(overlay)},
                       backing="ic0")

@@ -9,12 +9,9 @@ file itself.
 
 import concurrent.futures
 import math
-import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import icharness as h  # noqa: E402
+import intellicache_harness as h
 
 # A multiple of 512 (QEMU rounds node sizes up to sectors) but not of the
 # cluster size (4 KiB, the default for bases up to 256 GiB): the last
