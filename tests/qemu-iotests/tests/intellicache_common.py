@@ -81,6 +81,19 @@ def stderr_to(path):
         os.close(fd)
 
 
+def node_stats(qsd, node='ic0'):
+    """The intellicache node's state and counters: its driver-specific
+    stats in query-blockstats (BlockStatsSpecificIntellicache).  What
+    describes the cache file is in the node's image information
+    (format-specific, as qemu-img info shows it)."""
+    for s in qsd.cmd('query-blockstats', {'query-nodes': True}):
+        if s.get('node-name') == node:
+            spec = s['driver-specific']
+            assert spec['driver'] == 'intellicache', spec
+            return spec
+    raise AssertionError(f'node {node} not found')
+
+
 class Daemon:
     """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'.
 
@@ -109,10 +122,7 @@ class Daemon:
             self.qsd = QemuStorageDaemon(*args, instance_id=instance, qmp=True)
 
     def stats(self):
-        for node in self.qsd.cmd('query-named-block-nodes', {'flat': True}):
-            if node['node-name'] == 'ic0':
-                return node['image']['format-specific']['data']
-        raise AssertionError('node ic0 not found')
+        return node_stats(self.qsd)
 
     def read(self, *commands):
         """Run qemu-io commands against the NBD export."""
