@@ -8,6 +8,9 @@ exports it over NBD.  Reads the whole image with nbdcopy on an empty cache
 (warm), then measures 4 KiB random reads at QD16 with fio, cold and warm.
 Every figure comes from the clients' timing and the driver's statistics.
 
+Run it with scripts/demo.sh, which puts the harness (tests/pylib) and
+QEMU's QMP library (build/qemu/src/python) on PYTHONPATH.
+
 Environment: IC_DEMO_SIZE (base size, e.g. 256M, 1G; default 256M),
 IC_QEMU_BUILD (QEMU build directory, default build/qemu/build).
 Exit status 0 only if every check passed.
@@ -19,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-import icharness as h  # noqa: E402
+import intellicache_harness as h
 
 WARM_FIO_SECONDS = 5
 
@@ -52,8 +54,8 @@ class Demo:
         return ok
 
     def daemon(self, cache, tag):
-        return h.StorageDaemon(self.dir, h.nfs_base(self.ganesha, "base.img"), cache,
-                               tag=tag, cache_options=h.CACHE_DIRECT)
+        return h.IcDaemon(self.dir, h.nfs_base(self.ganesha, "base.img"), cache,
+                          tag=tag, cache_options=h.CACHE_DIRECT)
 
     def stop(self, d, what):
         status, killed = d.stop()

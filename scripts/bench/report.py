@@ -1,6 +1,7 @@
 """Render the results of scripts/bench.py: JSON, plots (matplotlib) and
-docs/benchmarks.rst.  Everything in the report comes from the results
-dictionary, so the report always matches the JSON next to it."""
+benchmarks.rst (docs/benchmarks.rst with --publish).  Everything in the
+report comes from the results dictionary, so the report always matches the
+JSON next to it."""
 
 import json
 from pathlib import Path
@@ -201,10 +202,15 @@ def render_rst(res, plots, rstdir):
     o.append("On a machine set up with ``scripts/setup-deps.sh`` and built with "
              "``scripts/build.sh``, as root (ganesha binds port 2049)::\n\n"
              f"  {res['command']}\n\n"
-             "``--quick`` (1-3 minutes) runs a subset with short runs and writes the "
-             "same files; ``--smoke`` (well under a minute, tiny sizes) checks that the "
-             "harness works and writes to a temporary directory; ``--output DIR`` writes "
-             "elsewhere.\n\n")
+             "The report and its files go to ``build/bench/`` (``benchmarks.rst``, "
+             "``benchmarks/results.json``, the plots); ``--publish`` writes them to "
+             "``docs/`` instead, replacing this page, and ``--output DIR`` to DIR.  "
+             "``--quick`` (1-3 minutes) runs a subset with short runs; ``--smoke`` (well "
+             "under a minute, tiny sizes) checks that the harness works and writes to a "
+             "temporary directory.  ``--report-from JSON`` renders a report again from a "
+             "results file without running anything.  The code is the package "
+             "``scripts/bench/`` (one module per part) over the test harness "
+             "``tests/pylib/intellicache_harness/`` (``docs/e2e.rst``).\n\n")
     o.append(heading("Machine", "="))
     others = m.get("cpu_others_share", 0)
     rows = [["CPU", m["cpu_model"]], ["cores", str(m["cpus"])],

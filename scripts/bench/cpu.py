@@ -1,0 +1,80 @@
+"""CPU: instructions per warm 4 KiB read (callgrind, through qemu-io),
+intellicache vs the plain file node it reads hits from."""
+
+import contextlib
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import intellicache_harness as h
+
+from .common import SEED, fill_argv, log, wait_stores_done
+
+
+def run(bench):
+    if not shutil.which("valgrind"):
+        bench.results["skipped"].append("cpu: valgrind not installed")
+        log("cpu: skipped, valgrind not installed")
+        return
+    log("cpu (callgrind)")
+    d = bench.rundir("cpu")
+    region = bench.p["cpu_region"]
+    n = bench.p["cpu_reads"]
+    base = d / "base.raw"
+    h.make_base_image(base, region, SEED)
+    local = d / "local.raw"
+    shutil.copyfile(base, local)
+    cache = h.create_cache_file(d / "cache.img")
+    opts = {
+        "ic": ("driver=intellicache,file.driver=file,file.filename=%s,"
+               "cache-file.driver=file,cache-file.filename=%s,"
+               "cache-file.cache.direct=on,cache-file.aio=native" % (base, cache)),
+        "file": "driver=file,filename=%s,cache.direct=on,aio=native" % local,
+    }
+    state = warm_cache(d, base, cache, region)
+    rng = random.Random(SEED)
+    offsets = [rng.randrange(region // 4096) * 4096 for _ in range(n)]
+    script = "".join(f"read -q {o} 4k\n" for o in offsets)
+    res = {"reads": n, "region_bytes": region, "cached_clusters": state["cached-clusters"],
+           "cluster_count": region // state["cluster-size"]}
+    qemu_io = str(h.qemu_binary("qemu-io"))
+    for name, o in opts.items():
+        totals = {}
+        for k, text in (("0", ""), (str(n), script)):
+            out = d / f"cg-{name}-{k}.out"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                            qemu_io, "-r", "--image-opts", o], input=text.encode(),
+                           env=h.qemu_env(), check=True, timeout=900,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            totals[k] = callgrind_total(out)
+        res[name] = {"instructions_0": totals["0"], "instructions_n": totals[str(n)],
+                     "per_read": (totals[str(n)] - totals["0"]) / n}
+    res["ratio"] = res["ic"]["per_read"] / res["file"]["per_read"]
+    bench.results["cpu"] = res
+    log(f"      per warm 4 KiB read: intellicache {res['ic']['per_read']:.0f}, "
+        f"file {res['file']['per_read']:.0f} instructions ({res['ratio']:.2f}x)")
+
+
+def warm_cache(d, base, cache, region):
+    """Fill @cache from @base through a daemon with the same nodes as the
+    qemu-io runs: read everything once, wait until every cluster is stored
+    and durable, stop cleanly.  Returns the node's state before the stop."""
+    nodes = [h.file_node("base0", base, read_only=True, direct=False),
+             h.file_node("cache0", cache),
+             h.intellicache_node("ic0", "base0", "cache0")]
+    with contextlib.ExitStack() as stack:
+        qsd = h.StorageDaemon(d, nodes, ["ic0"], tag="cpu-fill")
+        stack.callback(qsd.stop)
+        qsd.start()
+        h.run_fio_argv(fill_argv(qsd.uri, region), d, "fill", 300)
+        st = wait_stores_done(qsd, "ic0", durable=True, timeout=120)
+        qsd.stop_checked("cpu: filling the cache")
+    return st
+
+
+def callgrind_total(path):
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise h.HarnessError(f"no totals in {path}")
