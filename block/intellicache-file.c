@@ -202,11 +202,11 @@ ic_check_header(BlockDriverState *bs, const IcHeaderInfo *want,
  * the node is activated, which opens the file again.
  *
  * @settings holds the checked options; it is completed for the cache's
- * cluster size.
+ * cluster size.  On success the new core is returned in @corep.
  */
-IcCore * GRAPH_RDLOCK
+int GRAPH_RDLOCK
 ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
-              Error **errp)
+              IcCore **corep, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     const char *cache_name = bdrv_get_node_name(s->cache->bs);
@@ -226,19 +226,20 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
     if (base_size < 0) {
         error_setg_errno(errp, -base_size, "Could not get the size of the "
                          "base image");
-        return NULL;
+        return base_size;
     }
     want.base_size = base_size;
     if (!s->no_io) {
         ic_check_cache_mode(bs, s->cache->bs);
-        if (ic_base_fingerprint(bs, base_size, want.fingerprint, errp) < 0) {
-            return NULL;
+        ret = ic_base_fingerprint(bs, base_size, want.fingerprint, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
 
-    if (ic_check_header(bs, &want, &found, &status, why, sizeof(why),
-                        errp) < 0) {
-        return NULL;
+    ret = ic_check_header(bs, &want, &found, &status, why, sizeof(why), errp);
+    if (ret < 0) {
+        return ret;
     }
     action = ic_open_decide(status, !s->no_io, !s->no_io && !inactive);
     switch (action) {
@@ -250,7 +251,7 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
                    "intellicache cache (%s); refusing to overwrite it",
                    cache_name, why);
         error_append_hint(errp, "Give an empty file to create a new cache.\n");
-        return NULL;
+        return -EINVAL;
     case IC_OPEN_RESET:
         warn_report("intellicache: '%s': resetting cache '%s': %s",
                     bdrv_get_node_name(bs), cache_name, why);
@@ -268,7 +269,7 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         !ic_settings_resolve(&s->opts, settings, g.cluster_size, why,
                              sizeof(why))) {
         error_setg(errp, "%s", why);
-        return NULL;
+        return -EINVAL;
     }
     if (action != IC_OPEN_USE) {
         want.version = IC_FORMAT_VERSION;
@@ -278,7 +279,7 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
                        settings->max_inflight, why, sizeof(why));
     if (!core) {
         error_setg(errp, "cache-file '%s': %s", cache_name, why);
-        return NULL;
+        return -ENOMEM;
     }
     ic_core_apply_settings(core, settings);
 
@@ -288,13 +289,14 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         ret = ic_format(bs, core, &want, errp);
     }
     if (ret < 0) {
-        ic_core_free(core);
-        return NULL;
+        ic_core_release(core);
+        return ret;
     }
     if (inactive) {
         ic_core_set_active(core, false);
     }
-    return core;
+    *corep = core;
+    return 0;
 }
 
 /* Free @core, with the fetch buffers it still keeps for reuse. */

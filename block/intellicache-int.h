@@ -99,9 +99,9 @@ struct BDRVIntellicacheState {
 void ic_fetch_left_locked(BDRVIntellicacheState *s);
 
 /* intellicache-file.c */
-IcCore * GRAPH_RDLOCK
-ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
-              Error **errp);
+int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
+                               IcSettings *settings, IcCore **core,
+                               Error **errp);
 void ic_core_release(IcCore *core);
 
 /* intellicache-read.c */

@@ -203,9 +203,9 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     if (!ic_check_cache_node(bs, s->cache->bs, errp)) {
         return -EINVAL;
     }
-    core = ic_cache_open(bs, flags & BDRV_O_INACTIVE, &settings, errp);
-    if (!core) {
-        return -EINVAL;
+    ret = ic_cache_open(bs, flags & BDRV_O_INACTIVE, &settings, &core, errp);
+    if (ret < 0) {
+        return ret;
     }
     s->core = core;
     s->settings = settings;
@@ -279,7 +279,7 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     IcSettings settings = s->settings;
-    IcCore *core, *old;
+    IcCore *core = NULL, *old;
     IcStats st;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
@@ -292,7 +292,7 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
             qemu_co_queue_wait(&s->idle_queue, &s->lock);
         }
     }
-    core = ic_cache_open(bs, false, &settings, errp);
+    ic_cache_open(bs, false, &settings, &core, errp);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         old = core ? s->core : NULL;
         if (core) {
