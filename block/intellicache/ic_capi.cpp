@@ -2,8 +2,10 @@
  * intellicache core: the extern "C" API (intellicache-core.h).
  *
  * Thin wrappers.  Exceptions must never unwind into the C glue; the only
- * ones the core can raise are allocation failures, so every entry point
- * runs its body through no_throw(), which turns them into std::terminate().
+ * ones the core can raise are allocation failures.  ic_core_new() turns
+ * them into NULL and a message (the presence bitmap is sized by the user);
+ * every other entry point runs its body through no_throw(), which turns
+ * them into std::terminate(), as g_malloc() would abort in the glue.
  *
  * Behaviour the header leaves open, decided here:
  *  - @why buffers are set to "" on success, so they always hold a string.
@@ -12,15 +14,53 @@
  *    and fingerprint comparisons; @found is zeroed, then filled as soon as
  *    the checksum is good (so it is valid for VERSION, CORRUPT layouts and
  *    every mismatch status).
- *  - ic_core_new(): max_fetch_bytes is also capped at IC_MAX_FETCH_LIMIT.
- *  - ic_core_plan(): a request reaching past the base is clamped to it;
- *    stats.read_requests counts calls (a read planned in several calls
- *    because max_segs was reached counts several times).
- *  - Unknown fetch ids, fetch_done() on a fetch that is not pending, and
- *    sync_end() without a running sync are ignored.
- *  - ic_core_sync_begin() also returns false while a sync is running.
+ *  - ic_options_check(): max-fetch given as 0 is refused, not taken as the
+ *    default (read-ahead 0 means none, so a silent default would surprise).
+ *    max_fetch and read_ahead not given stay 0 until ic_settings_resolve(),
+ *    which runs the same checks again and may be called again for another
+ *    cluster size (it recomputes @set from @opts).
+ *  - ic_open_decide(): an unknown status is refused.
+ *  - ic_fingerprint_plan(): a base of 0 bytes has no ranges.
+ *  - ic_core_new(): max_fetch_bytes is also capped at IC_MAX_FETCH_LIMIT;
+ *    max_inflight outside [1, IC_MAX_INFLIGHT_LIMIT] gives NULL and a
+ *    message.  The buffer pool starts at the rounded max-fetch size.
+ *  - ic_core_cache_offset(): defined up to the end of the base (base_size)
+ *    so that range ends map too.
+ *  - ic_core_plan(): a request reaching past the base is clamped to it.  It
+ *    does not consult the cache state: while BYPASSED the glue reads the
+ *    base itself, and HIT segments planned before the bypass are the
+ *    glue's to serve from the base.
+ *  - ic_core_note_read(), ic_core_plan_read_ahead(): nothing is read ahead
+ *    unless CACHING (false and 0 respectively), and sequential streams are
+ *    not followed meanwhile: data that cannot be stored is not worth
+ *    fetching ahead.
+ *  - ic_core_cache_failed(): a write failing on a BYPASSED cache changes
+ *    nothing visible (false).  A failure while INACTIVE shows once the
+ *    node is active again.
+ *  - ic_core_slot_put(): wakes a waiter only if a slot is then free under
+ *    the current limit (after max-inflight was lowered, not before enough
+ *    slots came back).
+ *  - ic_core_fetch_stored() and ic_core_fetch_dropped() also accept a fetch
+ *    that is done and was never admitted to the store queue.
+ *  - ic_core_buf_give(): NULL is never kept.  Buffers of an old size count
+ *    against IC_BUF_POOL_SIZE until reclaimed.
+ *  - ic_core_sync_runs(): @runs NULL counts as @max 0.
  *  - Out-of-range metadata block indexes load as DAMAGED and encode as an
  *    all-zero block.
+ *
+ * Protocol errors abort with "intellicache: protocol error: ..." on stderr
+ * (ic_check.hpp), in every build: any call with an unknown fetch id;
+ * fetch_done() on a fetch that is not pending; fetch_stored() or
+ * fetch_dropped() on a fetch that is not done or handed to a writer (still
+ * pending, or queued: only a writer's job is written); store_admit() on a
+ * fetch that is not done; store_next() without a running writer;
+ * slot_put() without a slot taken; sync_end() without a running sync;
+ * set_active(false) with stores queued or being written, or a sync
+ * running; apply_settings() with another cluster size or values that
+ * ic_settings_resolve() never gives; cache_offset() beyond the base;
+ * buf_give() of a buffer already pooled; ic_core_free() while buffers are
+ * pooled (the glue calls ic_core_buf_reclaim() until NULL first, and frees
+ * what it returns: the core cannot free the glue's memory).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -28,9 +68,12 @@
 #include "intellicache-core.h"
 
 #include "ic_core.hpp"
+#include "ic_fingerprint.hpp"
 #include "ic_geometry.hpp"
 #include "ic_message.hpp"
 #include "ic_meta_codec.hpp"
+#include "ic_open_decision.hpp"
+#include "ic_options.hpp"
 
 #include <new>
 #include <span>
@@ -85,21 +128,73 @@ IcHeaderStatus ic_header_check(const uint8_t *buf, size_t buf_len,
     });
 }
 
+bool ic_options_check(const IcOptions *opts, IcSettings *out, char *why,
+                      size_t why_len) {
+    return no_throw([&] {
+        intellicache::MessageBuffer msg(why, why_len);
+        return intellicache::Options(*opts).check(*out, msg);
+    });
+}
+
+bool ic_settings_resolve(const IcOptions *opts, IcSettings *set,
+                         uint32_t cluster_size, char *why, size_t why_len) {
+    return no_throw([&] {
+        intellicache::MessageBuffer msg(why, why_len);
+        return intellicache::Options(*opts).resolve(*set, cluster_size, msg);
+    });
+}
+
+IcOpenAction ic_open_decide(IcHeaderStatus status, bool base_readable,
+                            bool writable) {
+    return no_throw([&] {
+        return intellicache::OpenDecision::decide(status, base_readable,
+                                                  writable);
+    });
+}
+
+size_t ic_fingerprint_preamble(uint64_t base_size,
+                               uint8_t out[IC_FINGERPRINT_PREAMBLE_MAX]) {
+    return no_throw([&] {
+        return intellicache::FingerprintPlan::preamble(
+            base_size, std::span<uint8_t, IC_FINGERPRINT_PREAMBLE_MAX>(
+                           out, IC_FINGERPRINT_PREAMBLE_MAX));
+    });
+}
+
+size_t ic_fingerprint_plan(uint64_t base_size,
+                           IcRange out[IC_FINGERPRINT_SAMPLES]) {
+    return no_throw([&] {
+        return intellicache::FingerprintPlan::ranges(
+            base_size, std::span<IcRange, IC_FINGERPRINT_SAMPLES>(
+                           out, IC_FINGERPRINT_SAMPLES));
+    });
+}
+
 IcCore *ic_core_new(const IcGeometry *g, uint64_t instance,
-                    uint64_t max_fetch_bytes) {
+                    uint64_t max_fetch_bytes, uint32_t max_inflight, char *why,
+                    size_t why_len) {
     return no_throw([&]() -> IcCore * {
+        intellicache::MessageBuffer msg(why, why_len);
         if (g == nullptr) {
+            msg.set("no cache geometry");
             return nullptr;
         }
-        auto core = intellicache::Core::create(*g, instance, max_fetch_bytes);
+        auto core = intellicache::Core::create(*g, instance, max_fetch_bytes,
+                                               max_inflight, msg);
         if (!core) {
             return nullptr;
         }
-        return new IcCore{std::move(core)};
+        /* The handle is small, but it may fail too: same answer. */
+        auto *handle = new (std::nothrow) IcCore{std::move(core)};
+        if (handle == nullptr) {
+            msg.set("cannot allocate the cache state");
+        }
+        return handle;
     });
 }
 
 void ic_core_free(IcCore *core) {
+    /* Destroying the buffer pool checks that the glue reclaimed it. */
     no_throw([&] { delete core; });
 }
 
@@ -121,6 +216,10 @@ uint64_t ic_core_meta_block_offset(const IcCore *core, uint64_t index) {
     return no_throw([&] { return core->core->meta_block_offset(index); });
 }
 
+uint64_t ic_core_cache_offset(const IcCore *core, uint64_t offset) {
+    return no_throw([&] { return core->core->cache_offset(offset); });
+}
+
 size_t ic_core_plan(IcCore *core, uint64_t offset, uint64_t bytes,
                     IcSegment *segs, size_t max_segs) {
     return no_throw([&]() -> size_t {
@@ -129,6 +228,29 @@ size_t ic_core_plan(IcCore *core, uint64_t offset, uint64_t bytes,
         }
         return core->core->plan(offset, bytes, std::span(segs, max_segs));
     });
+}
+
+void ic_core_set_read_ahead(IcCore *core, uint64_t window) {
+    no_throw([&] { core->core->set_read_ahead(window); });
+}
+
+bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
+                       uint64_t *ra_offset, uint64_t *ra_bytes) {
+    return no_throw([&] {
+        const auto ra = core->core->note_read(offset, bytes);
+        if (!ra) {
+            return false;
+        }
+        *ra_offset = ra->offset;
+        *ra_bytes = ra->bytes;
+        return true;
+    });
+}
+
+size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
+                               IcSegment *seg) {
+    return no_throw(
+        [&] { return core->core->plan_read_ahead(offset, bytes, *seg); });
 }
 
 void ic_core_fetch_set_opaque(IcCore *core, IcFetchId id, void *opaque) {
@@ -143,31 +265,6 @@ void ic_core_fetch_stored(IcCore *core, IcFetchId id, bool ok) {
     no_throw([&] { core->core->fetch_stored(id, ok); });
 }
 
-void ic_core_set_read_ahead(IcCore *core, uint64_t window) {
-    no_throw([&] { core->core->set_read_ahead(window); });
-}
-
-bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
-                       uint64_t *ra_offset, uint64_t *ra_bytes) {
-    bool found = false;
-    no_throw([&] {
-        const auto ra = core->core->note_read(offset, bytes);
-        if (ra) {
-            *ra_offset = ra->offset;
-            *ra_bytes = ra->bytes;
-            found = true;
-        }
-    });
-    return found;
-}
-
-size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
-                               IcSegment *seg) {
-    std::size_t n = 0;
-    no_throw([&] { n = core->core->plan_read_ahead(offset, bytes, *seg); });
-    return n;
-}
-
 void ic_core_fetch_dropped(IcCore *core, IcFetchId id) {
     no_throw([&] { core->core->fetch_dropped(id); });
 }
@@ -176,17 +273,11 @@ bool ic_core_sync_begin(IcCore *core) {
     return no_throw([&] { return core->core->sync_begin(); });
 }
 
-size_t ic_core_sync_blocks(const IcCore *core, uint64_t *blocks, size_t max) {
-    return no_throw([&]() -> size_t {
-        if (blocks == nullptr) {
-            return 0;
-        }
-        return core->core->sync_blocks(std::span(blocks, max));
+size_t ic_core_sync_runs(const IcCore *core, IcMetaRun *runs, size_t max) {
+    return no_throw([&] {
+        return core->core->sync_runs(
+            std::span(runs, runs != nullptr ? max : 0));
     });
-}
-
-size_t ic_core_sync_block_count(const IcCore *core) {
-    return no_throw([&] { return core->core->sync_block_count(); });
 }
 
 void ic_core_sync_end(IcCore *core, bool ok) {
@@ -195,6 +286,54 @@ void ic_core_sync_end(IcCore *core, bool ok) {
 
 bool ic_core_sync_needed(const IcCore *core) {
     return no_throw([&] { return core->core->sync_needed(); });
+}
+
+IcCacheState ic_core_cache_state(const IcCore *core) {
+    return no_throw([&] { return core->core->cache_state(); });
+}
+
+bool ic_core_cache_failed(IcCore *core, bool write) {
+    return no_throw([&] { return core->core->cache_failed(write); });
+}
+
+void ic_core_set_active(IcCore *core, bool active) {
+    no_throw([&] { core->core->set_active(active); });
+}
+
+void ic_core_apply_settings(IcCore *core, const IcSettings *set) {
+    no_throw([&] { core->core->apply_settings(*set); });
+}
+
+bool ic_core_slot_take(IcCore *core, IcFetchKind kind) {
+    return no_throw([&] { return core->core->slot_take(kind); });
+}
+
+bool ic_core_slot_put(IcCore *core) {
+    return no_throw([&] { return core->core->slot_put(); });
+}
+
+bool ic_core_store_admit(IcCore *core, IcFetchId id) {
+    return no_throw([&] { return core->core->store_admit(id); });
+}
+
+bool ic_core_store_writer_start(IcCore *core) {
+    return no_throw([&] { return core->core->store_writer_start(); });
+}
+
+bool ic_core_store_next(IcCore *core, IcStoreJob *job) {
+    return no_throw([&] { return core->core->store_next(*job); });
+}
+
+void *ic_core_buf_take(IcCore *core, uint64_t bytes) {
+    return no_throw([&] { return core->core->buf_take(bytes); });
+}
+
+bool ic_core_buf_give(IcCore *core, void *buf, uint64_t bytes) {
+    return no_throw([&] { return core->core->buf_give(buf, bytes); });
+}
+
+void *ic_core_buf_reclaim(IcCore *core) {
+    return no_throw([&] { return core->core->buf_reclaim(); });
 }
 
 void ic_core_get_stats(const IcCore *core, IcStats *st) {

@@ -6,34 +6,83 @@
 
 #include "ic_core.hpp"
 
+#include "ic_check.hpp"
+#include "ic_message.hpp"
 #include "ic_meta_codec.hpp"
 #include "ic_planner.hpp"
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
+#include <new>
 
 namespace intellicache {
 
+namespace {
+
+/* Whole clusters, at least one, and never beyond the format's limit. */
+std::uint64_t fetch_clusters(std::uint64_t bytes, std::uint32_t cluster_size) {
+    bytes = std::min(bytes, static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT));
+    return std::max<std::uint64_t>(1, bytes / cluster_size);
+}
+
+/* Bytes of a presence bitmap of @clusters bits, for messages. */
+void describe_bitmap(std::uint64_t clusters, char *out, std::size_t len) {
+    const std::uint64_t bytes = (clusters + 63) / 64 * 8;
+    constexpr std::uint64_t kKiB = 1024;
+    constexpr std::uint64_t kMiB = kKiB * 1024;
+    if (bytes >= kMiB) {
+        std::snprintf(out, len, "%" PRIu64 " MiB", (bytes + kMiB - 1) / kMiB);
+    } else {
+        std::snprintf(out, len, "%" PRIu64 " KiB", (bytes + kKiB - 1) / kKiB);
+    }
+}
+
+} // namespace
+
 std::unique_ptr<Core> Core::create(const IcGeometry &g, std::uint64_t instance,
-                                   std::uint64_t max_fetch_bytes) {
+                                   std::uint64_t max_fetch_bytes,
+                                   std::uint32_t max_inflight,
+                                   MessageBuffer &why) {
     const auto adopted = Geometry::adopt(g);
     if (!adopted) {
+        why.set("invalid cache geometry: not a layout that "
+                "ic_geometry_init() computes");
         return nullptr;
     }
-    /* Whole clusters, at least one, and never beyond the format's limit. */
-    const std::uint64_t bytes = std::min(
-        max_fetch_bytes, static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT));
-    const std::uint64_t clusters =
-        std::max<std::uint64_t>(1, bytes / adopted->cluster_size());
-    return std::unique_ptr<Core>(new Core(*adopted, instance, clusters));
+    if (max_inflight < 1 || max_inflight > IC_MAX_INFLIGHT_LIMIT) {
+        why.set("max-inflight must be from 1 to %u, not %" PRIu32,
+                IC_MAX_INFLIGHT_LIMIT, max_inflight);
+        return nullptr;
+    }
+    /*
+     * The presence bitmap is sized by the user's base and cluster size (up
+     * to 512 MiB): failing to allocate it is the user's problem to solve,
+     * not a reason to take the whole process down.
+     */
+    try {
+        return std::unique_ptr<Core>(
+            new Core(*adopted, instance,
+                     fetch_clusters(max_fetch_bytes, adopted->cluster_size()),
+                     max_inflight));
+    } catch (const std::bad_alloc &) {
+        char size[32];
+        describe_bitmap(adopted->cluster_count(), size, sizeof(size));
+        why.set("cannot allocate the state of %" PRIu64
+                " clusters (%s): choose a larger cluster-size",
+                adopted->cluster_count(), size);
+        return nullptr;
+    }
 }
 
 Core::Core(const Geometry &geometry, std::uint64_t instance,
-           std::uint64_t max_fetch_clusters)
+           std::uint64_t max_fetch_clusters, std::uint32_t max_inflight)
     : geometry_(geometry), instance_(instance),
       max_fetch_clusters_(max_fetch_clusters),
-      present_(geometry.cluster_count()), sequential_(0, geometry.base_size()) {
-}
+      present_(geometry.cluster_count()), sequential_(0, geometry.base_size()),
+      slots_(max_inflight),
+      pool_(max_fetch_clusters * geometry.cluster_size()) {}
 
 IcMetaStatus Core::load_meta_block(std::uint64_t index,
                                    const std::uint8_t *buf) {
@@ -73,11 +122,16 @@ std::uint64_t Core::meta_block_offset(std::uint64_t index) const {
     return geometry_.raw().meta_offset + index * IC_META_BLOCK_SIZE;
 }
 
+std::uint64_t Core::cache_offset(std::uint64_t offset) const {
+    IC_CHECK(offset <= geometry_.base_size(),
+             "ic_core_cache_offset() of byte %" PRIu64
+             ", beyond the base of %" PRIu64 " bytes",
+             offset, geometry_.base_size());
+    return geometry_.cache_offset(offset);
+}
+
 std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
                        std::span<IcSegment> segs) {
-    /* Every call counts: a read planned in several calls (max_segs
-     * reached) counts once per call. */
-    stats_.read_requests++;
     PlanCounters counters;
     const std::size_t n =
         Planner(geometry_, present_, inflight_, max_fetch_clusters_)
@@ -89,12 +143,24 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     return n;
 }
 
-void Core::set_read_ahead(std::uint64_t window) {
-    sequential_ = SequentialDetector(window, geometry_.base_size());
+/*
+ * Read-ahead only while CACHING: data that cannot be stored would be
+ * fetched and thrown away, taking base bandwidth from the readers.  The
+ * streams are not even followed meanwhile, so they start afresh after.
+ */
+std::optional<ReadAhead> Core::note_read(std::uint64_t offset,
+                                         std::uint64_t bytes) {
+    if (!state_.caching()) {
+        return std::nullopt;
+    }
+    return sequential_.note_read(offset, bytes);
 }
 
 std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
                                   IcSegment &seg) {
+    if (!state_.caching()) {
+        return 0;
+    }
     PlanCounters counters;
     const std::size_t n =
         Planner(geometry_, present_, inflight_, max_fetch_clusters_)
@@ -106,39 +172,57 @@ std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
     return n;
 }
 
+Fetch &Core::known_fetch(IcFetchId id, const char *call) {
+    Fetch *f = inflight_.find(id);
+    IC_CHECK(f != nullptr, "%s() of unknown fetch %" PRIu64, call, id);
+    return *f;
+}
+
+std::uint64_t Core::fetch_bytes(const Fetch &f) const {
+    return geometry_.clusters_end(f.first + f.count) -
+           geometry_.cluster_start(f.first);
+}
+
+void Core::skip(const Fetch &f) {
+    /* Its clusters were never marked present: forgetting the fetch makes
+     * them absent, so the next plan fetches them again. */
+    stats_.store_skipped++;
+    inflight_.remove(f.id);
+}
+
 void Core::fetch_set_opaque(IcFetchId id, void *opaque) {
-    if (Fetch *f = inflight_.find(id)) {
-        f->opaque = opaque;
-    }
+    known_fetch(id, "ic_core_fetch_set_opaque").opaque = opaque;
 }
 
 void Core::fetch_done(IcFetchId id, bool ok) {
-    Fetch *f = inflight_.find(id);
-    if (f == nullptr || f->state != FetchState::pending) {
-        return;
-    }
+    Fetch &f = known_fetch(id, "ic_core_fetch_done");
+    IC_CHECK(f.state == FetchState::pending,
+             "ic_core_fetch_done() of fetch %" PRIu64
+             ", which is %s, not pending",
+             id, fetch_state_name(f.state));
     if (ok) {
-        f->state = FetchState::done;
-        stats_.fetched_bytes += geometry_.clusters_end(f->first + f->count) -
-                                geometry_.cluster_start(f->first);
+        f.state = FetchState::done;
+        stats_.fetched_bytes += fetch_bytes(f);
     } else {
-        /* Its clusters were never marked present: forgetting the fetch
-         * makes them absent, so the next plan fetches them again. */
         stats_.fetch_errors++;
         inflight_.remove(id);
     }
 }
 
 void Core::fetch_stored(IcFetchId id, bool ok) {
-    const Fetch *f = inflight_.find(id);
-    if (f == nullptr) {
-        return;
+    const Fetch &f = known_fetch(id, "ic_core_fetch_stored");
+    IC_CHECK(f.state == FetchState::done || f.state == FetchState::writing,
+             "ic_core_fetch_stored() of fetch %" PRIu64
+             ", which is %s, not done or handed to a writer",
+             id, fetch_state_name(f.state));
+    const std::uint64_t bytes = fetch_bytes(f);
+    if (f.state == FetchState::writing) {
+        store_.release(bytes);
     }
     if (ok) {
-        stats_.stored_bytes += geometry_.clusters_end(f->first + f->count) -
-                               geometry_.cluster_start(f->first);
-        present_.set_range(f->first, f->count);
-        durability_.note_stored(f->first, f->count);
+        stats_.stored_bytes += bytes;
+        present_.set_range(f.first, f.count);
+        durability_.note_stored(f.first, f.count);
     } else {
         stats_.store_errors++;
     }
@@ -146,18 +230,116 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
 }
 
 void Core::fetch_dropped(IcFetchId id) {
-    if (inflight_.find(id) == nullptr) {
-        return;
+    const Fetch &f = known_fetch(id, "ic_core_fetch_dropped");
+    IC_CHECK(f.state == FetchState::done || f.state == FetchState::writing,
+             "ic_core_fetch_dropped() of fetch %" PRIu64
+             ", which is %s, not done or handed to a writer",
+             id, fetch_state_name(f.state));
+    if (f.state == FetchState::writing) {
+        store_.release(fetch_bytes(f));
     }
-    stats_.store_skipped++;
-    inflight_.remove(id);
+    skip(f);
 }
 
-std::size_t Core::sync_blocks(std::span<std::uint64_t> out) const {
-    const auto blocks = durability_.sync_blocks();
-    const std::size_t n = std::min(out.size(), blocks.size());
-    std::copy_n(blocks.begin(), n, out.begin());
-    return n;
+bool Core::store_admit(IcFetchId id) {
+    Fetch &f = known_fetch(id, "ic_core_store_admit");
+    IC_CHECK(f.state == FetchState::done,
+             "ic_core_store_admit() of fetch %" PRIu64
+             ", which is %s, not done",
+             id, fetch_state_name(f.state));
+    const std::uint64_t bytes = fetch_bytes(f);
+    if (!state_.caching() || !store_.fits(bytes)) {
+        skip(f);
+        return false;
+    }
+    f.state = FetchState::queued;
+    store_.push(id, bytes);
+    return true;
+}
+
+bool Core::store_next(IcStoreJob &job) {
+    IC_CHECK(store_.writers() > 0,
+             "ic_core_store_next() without a writer started by "
+             "ic_core_store_writer_start()");
+    const std::optional<IcFetchId> id = store_.pop();
+    if (!id) {
+        store_.writer_stop();
+        return false;
+    }
+    Fetch &f = known_fetch(*id, "ic_core_store_next");
+    IC_CHECK(f.state == FetchState::queued,
+             "fetch %" PRIu64 " in the store "
+             "queue is %s",
+             *id, fetch_state_name(f.state));
+    const std::uint64_t bytes = fetch_bytes(f);
+    job = IcStoreJob{};
+    job.fetch = f.id;
+    job.opaque = f.opaque;
+    job.cache_offset = cache_offset(geometry_.cluster_start(f.first));
+    job.bytes = bytes;
+    /* The state may have left CACHING since the fetch was admitted. */
+    job.write = state_.caching();
+    if (job.write) {
+        f.state = FetchState::writing;
+    } else {
+        store_.release(bytes);
+        skip(f);
+    }
+    return true;
+}
+
+bool Core::sync_begin() {
+    /* An inactive node writes nothing into the cache file, not even
+     * metadata: the clusters stay pending until it is active again. */
+    if (!state_.active()) {
+        return false;
+    }
+    return durability_.sync_begin();
+}
+
+std::size_t Core::sync_runs(std::span<IcMetaRun> out) const {
+    const auto runs = durability_.sync_runs();
+    const std::size_t n = std::min(out.size(), runs.size());
+    for (std::size_t i = 0; i < n; i++) {
+        out[i] = IcMetaRun{runs[i].first, runs[i].count,
+                           meta_block_offset(runs[i].first)};
+    }
+    return runs.size();
+}
+
+void Core::set_active(bool active) {
+    if (!active) {
+        IC_CHECK(store_.jobs() == 0,
+                 "deactivating with %" PRIu64 " store(s) queued or being "
+                 "written: drain first",
+                 store_.jobs());
+        IC_CHECK(!durability_.sync_running(),
+                 "deactivating while a metadata sync runs: finish it first");
+    }
+    state_.set_active(active);
+}
+
+void Core::apply_settings(const IcSettings &set) {
+    const std::uint32_t cs = geometry_.cluster_size();
+    IC_CHECK(set.cluster_size == cs,
+             "ic_core_apply_settings() for cluster size %" PRIu32
+             " on a cache of cluster size %" PRIu32,
+             set.cluster_size, cs);
+    IC_CHECK(set.max_inflight >= 1 && set.max_inflight <= IC_MAX_INFLIGHT_LIMIT,
+             "ic_core_apply_settings() with max-inflight %" PRIu32,
+             set.max_inflight);
+    IC_CHECK(set.max_fetch > 0 && set.max_fetch <= IC_MAX_FETCH_LIMIT &&
+                 set.max_fetch % cs == 0,
+             "ic_core_apply_settings() with max-fetch %" PRIu64
+             " (cluster size %" PRIu32 ")",
+             set.max_fetch, cs);
+    IC_CHECK(set.read_ahead <= IC_MAX_READ_AHEAD,
+             "ic_core_apply_settings() with read-ahead %" PRIu64,
+             set.read_ahead);
+    max_fetch_clusters_ = set.max_fetch / cs;
+    slots_.set_limit(set.max_inflight);
+    sequential_.set_window(set.read_ahead);
+    pool_.set_size(set.max_fetch);
 }
 
 Core::PresentRun Core::present_run(std::uint64_t offset,
@@ -183,6 +365,7 @@ IcStats Core::stats() const {
     st.durable_clusters =
         st.cached_clusters > unsettled ? st.cached_clusters - unsettled : 0;
     st.inflight_fetches = inflight_.size();
+    st.store_backlog = store_.backlog();
     return st;
 }
 

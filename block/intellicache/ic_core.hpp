@@ -10,10 +10,14 @@
 #include "intellicache-core.h"
 
 #include "ic_bitmap.hpp"
+#include "ic_buffer_pool.hpp"
+#include "ic_cache_state.hpp"
 #include "ic_durability.hpp"
+#include "ic_fetch_slots.hpp"
 #include "ic_geometry.hpp"
 #include "ic_inflight.hpp"
 #include "ic_sequential.hpp"
+#include "ic_store_queue.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -23,33 +27,58 @@
 
 namespace intellicache {
 
+class MessageBuffer;
+
 /*
- * Composes the cluster bitmap, the fetches in flight and the durability
- * tracking, and keeps the statistics.  Each method is one C API function;
- * see intellicache-core.h for the contracts.  Calls with ids of fetches
- * that are unknown (or in the wrong state) are ignored: they can only come
- * from a glue bug, and ignoring them keeps the state consistent.
+ * Composes the units (cluster bitmap, fetches in flight, durability, cache
+ * state, fetch slots, store queue, buffer pool, sequential detector) and
+ * keeps the statistics.  Each method is one C API function; see
+ * intellicache-core.h for the contracts.
+ *
+ * The life of a fetch, and the calls that move it on (anything else is a
+ * protocol error and aborts, see ic_check.hpp):
+ *
+ *   plan / plan_read_ahead      -> pending
+ *   pending  fetch_done(ok)     -> done       fetch_done(!ok) -> forgotten
+ *   done     store_admit        -> queued, or forgotten (not CACHING, or
+ *                                  the backlog is full: skipped)
+ *   done     fetch_stored       -> forgotten (stored without the queue)
+ *   done     fetch_dropped      -> forgotten (skipped)
+ *   queued   store_next         -> writing, or forgotten while not CACHING
+ *                                  (skipped; the job says write=false)
+ *   writing  fetch_stored       -> forgotten (present if ok)
+ *   writing  fetch_dropped      -> forgotten (skipped)
+ *
+ * A fetch is in the store backlog from store_admit until it is forgotten.
+ * Not thread-safe: the glue serialises all calls.
  */
 class Core {
 public:
-    /* nullptr if @g is not exactly a layout ic_geometry_init() computes. */
+    /*
+     * nullptr (and a message) if @g is not exactly a layout
+     * ic_geometry_init() computes, @max_inflight is out of range, or the
+     * state cannot be allocated.
+     */
     static std::unique_ptr<Core> create(const IcGeometry &g,
                                         std::uint64_t instance,
-                                        std::uint64_t max_fetch_bytes);
+                                        std::uint64_t max_fetch_bytes,
+                                        std::uint32_t max_inflight,
+                                        MessageBuffer &why);
 
     const IcGeometry &geometry() const { return geometry_.raw(); }
 
     IcMetaStatus load_meta_block(std::uint64_t index, const std::uint8_t *buf);
     void encode_meta_block(std::uint64_t index, std::uint8_t *out) const;
     std::uint64_t meta_block_offset(std::uint64_t index) const;
+    std::uint64_t cache_offset(std::uint64_t offset) const;
 
     std::size_t plan(std::uint64_t offset, std::uint64_t bytes,
                      std::span<IcSegment> segs);
-    void set_read_ahead(std::uint64_t window);
-    std::optional<ReadAhead> note_read(std::uint64_t offset,
-                                       std::uint64_t bytes) {
-        return sequential_.note_read(offset, bytes);
+    void set_read_ahead(std::uint64_t window) {
+        sequential_.set_window(window);
     }
+    std::optional<ReadAhead> note_read(std::uint64_t offset,
+                                       std::uint64_t bytes);
     std::size_t plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
                                 IcSegment &seg);
     void fetch_set_opaque(IcFetchId id, void *opaque);
@@ -57,13 +86,29 @@ public:
     void fetch_stored(IcFetchId id, bool ok);
     void fetch_dropped(IcFetchId id);
 
-    bool sync_begin() { return durability_.sync_begin(); }
-    std::size_t sync_blocks(std::span<std::uint64_t> out) const;
-    std::size_t sync_block_count() const {
-        return durability_.sync_blocks().size();
-    }
+    bool sync_begin();
+    std::size_t sync_runs(std::span<IcMetaRun> out) const;
     void sync_end(bool ok) { durability_.sync_end(ok); }
     bool sync_needed() const { return durability_.sync_needed(); }
+
+    IcCacheState cache_state() const { return state_.state(); }
+    bool cache_failed(bool write) { return state_.failed(write); }
+    void set_active(bool active);
+
+    void apply_settings(const IcSettings &set);
+
+    bool slot_take(IcFetchKind kind) { return slots_.take(kind); }
+    bool slot_put() { return slots_.put(); }
+
+    bool store_admit(IcFetchId id);
+    bool store_writer_start() { return store_.writer_start(); }
+    bool store_next(IcStoreJob &job);
+
+    void *buf_take(std::uint64_t bytes) { return pool_.take(bytes); }
+    bool buf_give(void *buf, std::uint64_t bytes) {
+        return pool_.give(buf, bytes);
+    }
+    void *buf_reclaim() { return pool_.reclaim(idle()); }
 
     IcStats stats() const;
     bool cluster_present(std::uint64_t index) const {
@@ -81,7 +126,16 @@ public:
 
 private:
     Core(const Geometry &geometry, std::uint64_t instance,
-         std::uint64_t max_fetch_clusters);
+         std::uint64_t max_fetch_clusters, std::uint32_t max_inflight);
+
+    /* The fetch @id, which must be known; @call names the API function. */
+    Fetch &known_fetch(IcFetchId id, const char *call);
+    /* Bytes of the base fetch @f covers. */
+    std::uint64_t fetch_bytes(const Fetch &f) const;
+    /* Forgets @f as deliberately not stored. */
+    void skip(const Fetch &f);
+    /* No fetch in flight and nothing queued to store. */
+    bool idle() const { return inflight_.size() == 0 && store_.jobs() == 0; }
 
     Geometry geometry_;
     std::uint64_t instance_;
@@ -90,6 +144,10 @@ private:
     InflightTable inflight_;
     DurabilityTracker durability_;
     SequentialDetector sequential_;
+    CacheState state_;
+    FetchSlots slots_;
+    StoreQueue store_;
+    BufferPool pool_;
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };
 

@@ -6,6 +6,7 @@
 
 #include "ic_durability.hpp"
 
+#include "ic_check.hpp"
 #include "ic_geometry.hpp"
 
 #include <algorithm>
@@ -42,14 +43,22 @@ bool DurabilityTracker::sync_begin() {
     }
     std::sort(blocks_.begin(), blocks_.end());
     blocks_.erase(std::unique(blocks_.begin(), blocks_.end()), blocks_.end());
+
+    runs_.clear();
+    for (const std::uint64_t b : blocks_) {
+        if (!runs_.empty() && runs_.back().first + runs_.back().count == b &&
+            runs_.back().count < IC_META_BATCH) {
+            runs_.back().count++;
+        } else {
+            runs_.push_back(BlockRun{b, 1});
+        }
+    }
     running_ = true;
     return true;
 }
 
 void DurabilityTracker::sync_end(bool ok) {
-    if (!running_) {
-        return;
-    }
+    IC_CHECK(running_, "ic_core_sync_end() without a running sync");
     if (!ok) {
         /* Not known durable after all: retry with the next sync. */
         pending_.insert(pending_.end(), syncing_.begin(), syncing_.end());
@@ -57,7 +66,7 @@ void DurabilityTracker::sync_end(bool ok) {
     }
     syncing_.clear();
     syncing_clusters_ = 0;
-    blocks_.clear();
+    runs_.clear();
     running_ = false;
 }
 

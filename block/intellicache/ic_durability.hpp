@@ -17,8 +17,9 @@ namespace intellicache {
  * A cluster may be marked present on disk only once its data is durable,
  * otherwise a crash could leave a bit pointing at garbage.  Stored clusters
  * are "pending" until a sync starts; sync_begin() moves them to "syncing";
- * the glue then flushes the cache file (their data is now durable) and
- * writes the touched metadata blocks; sync_end() settles them.
+ * the glue then flushes the cache file (their data is now durable), writes
+ * the touched metadata blocks and flushes again (the records are durable);
+ * sync_end() settles them.
  *
  * The durable view of the bitmap is "present minus pending": it needs no
  * second bitmap, only the (small) list of recently stored ranges.  Ranges
@@ -27,14 +28,24 @@ namespace intellicache {
  */
 class DurabilityTracker {
 public:
+    /* Consecutive metadata blocks [first, first + count). */
+    struct BlockRun {
+        std::uint64_t first;
+        std::uint64_t count;
+    };
+
     /* Clusters [first, first + count) were stored (are now present). */
     void note_stored(std::uint64_t first, std::uint64_t count);
 
     /* False if nothing is pending or a sync is already running. */
     bool sync_begin();
-    /* Sorted, unique metadata block indexes the running sync must write. */
-    std::span<const std::uint64_t> sync_blocks() const { return blocks_; }
-    /* No-op without a running sync. */
+    /*
+     * The metadata blocks the running sync must write, as runs of
+     * consecutive blocks in block order, each of at most IC_META_BATCH
+     * blocks (one write request each).
+     */
+    std::span<const BlockRun> sync_runs() const { return runs_; }
+    /* Ends the running sync (there must be one). */
     void sync_end(bool ok);
 
     bool sync_needed() const { return !pending_.empty(); }
@@ -61,7 +72,8 @@ private:
 
     std::vector<Range> pending_;
     std::vector<Range> syncing_;
-    std::vector<std::uint64_t> blocks_;
+    std::vector<std::uint64_t> blocks_; /* scratch of sync_begin() */
+    std::vector<BlockRun> runs_;
     std::uint64_t pending_clusters_ = 0;
     std::uint64_t syncing_clusters_ = 0;
     bool running_ = false;

@@ -55,6 +55,16 @@ public:
         return std::min(cluster_end << shift_, g_.base_size);
     }
 
+    /*
+     * Byte offset in the cache file of the base's byte @offset.  Clusters
+     * are direct-mapped (cluster N at data_offset + N * cluster_size), so
+     * this is the one place that knows where data lives: HIT segments,
+     * store jobs and ic_core_cache_offset() all ask it.
+     */
+    std::uint64_t cache_offset(std::uint64_t offset) const {
+        return g_.data_offset + offset;
+    }
+
 private:
     explicit Geometry(const IcGeometry &g)
         : g_(g),

@@ -12,6 +12,20 @@
 
 namespace intellicache {
 
+const char *fetch_state_name(FetchState state) {
+    switch (state) {
+    case FetchState::pending:
+        return "pending";
+    case FetchState::done:
+        return "done";
+    case FetchState::queued:
+        return "queued";
+    case FetchState::writing:
+        return "writing";
+    }
+    return "?";
+}
+
 Fetch &InflightTable::add(std::uint64_t first, std::uint64_t count) {
     assert(count > 0);
     assert(around(first).covering == nullptr);

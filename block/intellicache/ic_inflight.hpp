@@ -16,10 +16,16 @@
 
 namespace intellicache {
 
+/* See Core for the calls that move a fetch from one state to the next. */
 enum class FetchState {
     pending, /* the base read is running */
-    done,    /* data read, being written into the cache file */
+    done,    /* data read, in the glue's buffer */
+    queued,  /* admitted to the store queue, waiting for a writer */
+    writing, /* handed to a store writer */
 };
+
+/* The state's name, for messages. */
+const char *fetch_state_name(FetchState state);
 
 struct Fetch {
     IcFetchId id;

@@ -33,8 +33,7 @@ std::size_t Planner::plan(std::uint64_t offset, std::uint64_t bytes,
             const std::uint64_t run = present_.run_length(c, true, left);
             seg.kind = IC_SEG_HIT;
             seg.bytes = std::min(req_end, cluster_bytes_end(c, run)) - pos;
-            /* Direct mapping: cluster N's data at data_offset + N * cs. */
-            seg.cache_offset = geometry_.raw().data_offset + pos;
+            seg.cache_offset = geometry_.cache_offset(pos);
             counters.hit_bytes += seg.bytes;
         } else {
             const auto near = inflight_.around(c);

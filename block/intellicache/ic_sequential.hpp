@@ -38,6 +38,9 @@ public:
     SequentialDetector(std::uint64_t window, std::uint64_t limit)
         : window_(window), limit_(limit) {}
 
+    /* A new window for later reads; the streams followed so far stay. */
+    void set_window(std::uint64_t window) { window_ = window; }
+
     /* Note the read [offset, offset + bytes); return what to read ahead. */
     std::optional<ReadAhead> note_read(std::uint64_t offset,
                                        std::uint64_t bytes);

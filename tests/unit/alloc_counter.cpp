@@ -9,19 +9,31 @@
 #include "alloc_counter.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
 namespace {
 std::atomic<std::uint64_t> g_allocations{0};
-}
+std::atomic<std::size_t> g_fail_from{SIZE_MAX};
+} // namespace
 
 std::uint64_t unit::allocation_count() {
     return g_allocations.load();
 }
 
+unit::FailAllocationsFrom::FailAllocationsFrom(std::size_t bytes)
+    : previous_(g_fail_from.exchange(bytes)) {}
+
+unit::FailAllocationsFrom::~FailAllocationsFrom() {
+    g_fail_from.store(previous_);
+}
+
 void *operator new(std::size_t size) {
     g_allocations++;
+    if (size >= g_fail_from.load()) {
+        throw std::bad_alloc();
+    }
     if (void *p = std::malloc(size != 0 ? size : 1)) {
         return p;
     }

@@ -7,6 +7,8 @@
 
 #include "intellicache-core.h"
 
+#include "alloc_counter.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -16,6 +18,12 @@ namespace {
 
 constexpr uint32_t kCs = 64 * 1024;
 constexpr uint64_t kBase = 10ULL * 1024 * 1024 + 4321;
+
+IcCore *new_core(const IcGeometry *g, uint64_t instance,
+                 uint64_t max_fetch = IC_DEFAULT_MAX_FETCH) {
+    return ic_core_new(g, instance, max_fetch, IC_DEFAULT_MAX_INFLIGHT, nullptr,
+                       0);
+}
 
 TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
     IcGeometry g;
@@ -45,9 +53,17 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
         << why;
     EXPECT_EQ(found.instance, h.instance);
 
-    IcCore *core = ic_core_new(&g, found.instance, IC_DEFAULT_MAX_FETCH);
+    IcCore *core = new_core(&g, found.instance);
     ASSERT_NE(core, nullptr);
-    EXPECT_EQ(std::memcmp(ic_core_geometry(core), &g, sizeof(g)), 0);
+    /* Field by field: the struct has padding after cluster_size. */
+    const IcGeometry *cg = ic_core_geometry(core);
+    EXPECT_EQ(cg->base_size, g.base_size);
+    EXPECT_EQ(cg->cluster_size, g.cluster_size);
+    EXPECT_EQ(cg->cluster_count, g.cluster_count);
+    EXPECT_EQ(cg->meta_offset, g.meta_offset);
+    EXPECT_EQ(cg->meta_blocks, g.meta_blocks);
+    EXPECT_EQ(cg->data_offset, g.data_offset);
+    EXPECT_EQ(cg->file_size, g.file_size);
 
     /* A read: one new fetch, which a second reader joins. */
     IcSegment segs[8];
@@ -74,21 +90,22 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
     EXPECT_EQ(segs[0].kind, IC_SEG_HIT);
     EXPECT_EQ(segs[0].cache_offset, g.data_offset + 1000);
 
-    /* Sync: flush (simulated), write the listed blocks, finish. */
+    /* Sync: flush (simulated), write the listed runs, flush, finish. */
     ASSERT_TRUE(ic_core_sync_begin(core));
-    ASSERT_EQ(ic_core_sync_block_count(core), 1U);
-    uint64_t blocks[4];
-    ASSERT_EQ(ic_core_sync_blocks(core, blocks, 4), 1U);
-    EXPECT_EQ(blocks[0], 0U);
-    EXPECT_EQ(ic_core_meta_block_offset(core, blocks[0]), g.meta_offset);
+    ASSERT_EQ(ic_core_sync_runs(core, nullptr, 0), 1U);
+    IcMetaRun runs[4];
+    ASSERT_EQ(ic_core_sync_runs(core, runs, 4), 1U);
+    EXPECT_EQ(runs[0].first, 0U);
+    EXPECT_EQ(runs[0].count, 1U);
+    EXPECT_EQ(runs[0].offset, g.meta_offset);
+    EXPECT_EQ(ic_core_meta_block_offset(core, runs[0].first), g.meta_offset);
     uint8_t block[IC_META_BLOCK_SIZE];
-    ic_core_encode_meta_block(core, blocks[0], block);
+    ic_core_encode_meta_block(core, runs[0].first, block);
     ic_core_sync_end(core, true);
     EXPECT_FALSE(ic_core_sync_needed(core));
 
     IcStats st;
     ic_core_get_stats(core, &st);
-    EXPECT_EQ(st.read_requests, 3U);
     EXPECT_EQ(st.fetches, 1U);
     EXPECT_EQ(st.miss_bytes, 200000U);
     EXPECT_EQ(st.wait_bytes, 100U);
@@ -101,7 +118,7 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
     ic_core_free(core);
 
     /* Reopen: the block brings the clusters back. */
-    IcCore *again = ic_core_new(&g, found.instance, IC_DEFAULT_MAX_FETCH);
+    IcCore *again = new_core(&g, found.instance);
     ASSERT_NE(again, nullptr);
     EXPECT_EQ(ic_core_load_meta_block(again, 0, block), IC_META_OK);
     EXPECT_TRUE(ic_core_cluster_present(again, 3));
@@ -111,7 +128,7 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
     ic_core_free(again);
 
     /* A reformat (new instance) makes the old block stale. */
-    IcCore *reformatted = ic_core_new(&g, 0xBEEFULL, IC_DEFAULT_MAX_FETCH);
+    IcCore *reformatted = new_core(&g, 0xBEEFULL);
     EXPECT_EQ(ic_core_load_meta_block(reformatted, 0, block), IC_META_STALE);
     EXPECT_FALSE(ic_core_cluster_present(reformatted, 0));
     ic_core_free(reformatted);
@@ -120,7 +137,7 @@ TEST(CApi, ColdOpenFormatReadStoreSyncReopen) {
 TEST(CApi, PresentRunsForBlockStatus) {
     IcGeometry g;
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
-    IcCore *core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH);
+    IcCore *core = new_core(&g, 1);
     ASSERT_NE(core, nullptr);
     const uint64_t last = g.cluster_count - 1;
     const uint64_t tail = kBase - last * kCs; /* the short last cluster */
@@ -165,12 +182,74 @@ TEST(CApi, PresentRunsForBlockStatus) {
 
 TEST(CApi, InvalidGeometryGivesNoCore) {
     IcGeometry g;
+    char why[128];
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
     g.data_offset = 0; /* data on top of the header */
-    EXPECT_EQ(ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH), nullptr);
-    EXPECT_EQ(ic_core_new(nullptr, 1, IC_DEFAULT_MAX_FETCH), nullptr);
+    EXPECT_EQ(ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH, 16, why, sizeof(why)),
+              nullptr);
+    EXPECT_STREQ(why, "invalid cache geometry: not a layout that "
+                      "ic_geometry_init() computes");
+    EXPECT_EQ(new_core(nullptr, 1), nullptr);
     std::memset(&g, 0, sizeof(g));
-    EXPECT_EQ(ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH), nullptr);
+    EXPECT_EQ(new_core(&g, 1), nullptr);
+}
+
+TEST(CApi, MaxInflightOutOfRangeGivesNoCore) {
+    IcGeometry g;
+    char why[128];
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    EXPECT_EQ(ic_core_new(&g, 1, kCs, 0, why, sizeof(why)), nullptr);
+    EXPECT_STREQ(why, "max-inflight must be from 1 to 1024, not 0");
+    EXPECT_EQ(
+        ic_core_new(&g, 1, kCs, IC_MAX_INFLIGHT_LIMIT + 1, why, sizeof(why)),
+        nullptr);
+    IcCore *core =
+        ic_core_new(&g, 1, kCs, IC_MAX_INFLIGHT_LIMIT, why, sizeof(why));
+    ASSERT_NE(core, nullptr);
+    EXPECT_STREQ(why, "") << "success leaves an empty message";
+    ic_core_free(core);
+}
+
+/*
+ * The presence bitmap is sized by the user: 2^32 clusters take 512 MiB.
+ * Allocating it must fail with a message, not abort.  The failure is
+ * injected (operator new refuses large requests) rather than provoked, so
+ * the test needs neither the memory nor an address-space limit.
+ */
+TEST(CApi, UnallocatableStateGivesNoCoreAndAMessage) {
+    IcGeometry g;
+    char why[160];
+    const uint64_t base = IC_MAX_CLUSTER_COUNT * IC_MIN_CLUSTER_SIZE;
+    ASSERT_TRUE(
+        ic_geometry_init(&g, base, IC_MIN_CLUSTER_SIZE, why, sizeof(why)))
+        << why;
+    ASSERT_EQ(g.cluster_count, IC_MAX_CLUSTER_COUNT);
+    IcCore *core = nullptr;
+    {
+        /* Nothing but the core is called while allocations fail. */
+        const unit::FailAllocationsFrom fail(64 * 1024 * 1024);
+        core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH, IC_DEFAULT_MAX_INFLIGHT,
+                           why, sizeof(why));
+    }
+    EXPECT_EQ(core, nullptr);
+    EXPECT_STREQ(why, "cannot allocate the state of 4294967296 clusters "
+                      "(512 MiB): choose a larger cluster-size");
+
+    /* Small bitmaps are described in KiB; any allocation may fail. */
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    {
+        const unit::FailAllocationsFrom fail(1);
+        core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH, IC_DEFAULT_MAX_INFLIGHT,
+                           why, sizeof(why));
+    }
+    EXPECT_EQ(core, nullptr);
+    EXPECT_STREQ(why, "cannot allocate the state of 161 clusters (1 KiB): "
+                      "choose a larger cluster-size");
+    /* Without the injected failure the same call succeeds. */
+    core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH, IC_DEFAULT_MAX_INFLIGHT,
+                       why, sizeof(why));
+    ASSERT_NE(core, nullptr) << why;
+    ic_core_free(core);
 }
 
 TEST(CApi, FreeNullIsFine) {
@@ -180,7 +259,7 @@ TEST(CApi, FreeNullIsFine) {
 TEST(CApi, FailedFetchThenRetry) {
     IcGeometry g;
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
-    IcCore *core = ic_core_new(&g, 1, 0); /* one cluster per fetch */
+    IcCore *core = new_core(&g, 1, 0); /* one cluster per fetch */
     ASSERT_NE(core, nullptr);
     IcSegment segs[4];
     ASSERT_EQ(ic_core_plan(core, 0, 3 * kCs, segs, 4), 3U);
@@ -198,15 +277,99 @@ TEST(CApi, FailedFetchThenRetry) {
     ic_core_free(core);
 }
 
-TEST(CApi, SyncBlocksWithNullOrZero) {
+TEST(CApi, SyncRunsWithNullOrZero) {
     IcGeometry g;
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
-    IcCore *core = ic_core_new(&g, 1, IC_DEFAULT_MAX_FETCH);
+    IcCore *core = new_core(&g, 1);
     ASSERT_NE(core, nullptr);
-    EXPECT_EQ(ic_core_sync_blocks(core, nullptr, 0), 0U);
-    uint64_t b = 77;
-    EXPECT_EQ(ic_core_sync_blocks(core, &b, 1), 0U);
-    EXPECT_EQ(b, 77U);
+    EXPECT_EQ(ic_core_sync_runs(core, nullptr, 0), 0U);
+    IcMetaRun r{77, 77, 77};
+    EXPECT_EQ(ic_core_sync_runs(core, &r, 1), 0U) << "no sync running";
+    EXPECT_EQ(r.first, 77U);
+
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan(core, 0, 1, &seg, 1), 1U);
+    ic_core_fetch_done(core, seg.fetch, true);
+    ic_core_fetch_stored(core, seg.fetch, true);
+    ASSERT_TRUE(ic_core_sync_begin(core));
+    EXPECT_EQ(ic_core_sync_runs(core, nullptr, 5), 1U) << "NULL: max 0";
+    EXPECT_EQ(ic_core_sync_runs(core, &r, 0), 1U);
+    EXPECT_EQ(r.first, 77U) << "max 0 writes nothing";
+    ic_core_sync_end(core, true);
+    ic_core_free(core);
+}
+
+/*
+ * One cold read through the whole pipeline, in the order the glue makes
+ * the calls: plan, slot, base read, admit, writer, store, sync, pool.
+ */
+TEST(CApi, MissThroughTheWholePipeline) {
+    IcGeometry g;
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    char why[128];
+    IcCore *core = ic_core_new(&g, 9, 4 * kCs, 2, why, sizeof(why));
+    ASSERT_NE(core, nullptr) << why;
+
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan(core, 5 * kCs + 1, 3 * kCs, &seg, 1), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_FETCH);
+    EXPECT_EQ(seg.fetch_bytes, 4 * kCs);
+    int fetch_object = 0;
+    ic_core_fetch_set_opaque(core, seg.fetch, &fetch_object);
+
+    ASSERT_TRUE(ic_core_slot_take(core, IC_FETCH_DEMAND));
+    EXPECT_EQ(ic_core_buf_take(core, seg.fetch_bytes), nullptr) << "empty";
+    alignas(64) static uint8_t buffer[4 * kCs];
+    ic_core_fetch_done(core, seg.fetch, true);
+    EXPECT_FALSE(ic_core_slot_put(core)) << "nobody waits";
+
+    ASSERT_TRUE(ic_core_store_admit(core, seg.fetch));
+    IcStats st;
+    ic_core_get_stats(core, &st);
+    EXPECT_EQ(st.store_backlog, 4 * kCs);
+    ASSERT_TRUE(ic_core_store_writer_start(core));
+    EXPECT_FALSE(ic_core_store_writer_start(core)) << "one job, one writer";
+    IcStoreJob job;
+    ASSERT_TRUE(ic_core_store_next(core, &job));
+    EXPECT_EQ(job.fetch, seg.fetch);
+    EXPECT_EQ(job.opaque, &fetch_object);
+    EXPECT_EQ(job.cache_offset, ic_core_cache_offset(core, 5 * kCs));
+    EXPECT_EQ(job.cache_offset, g.data_offset + 5 * kCs);
+    EXPECT_EQ(job.bytes, 4 * kCs);
+    EXPECT_TRUE(job.write);
+    ic_core_fetch_stored(core, job.fetch, true);
+    EXPECT_FALSE(ic_core_store_next(core, &job)) << "the writer exits";
+    ic_core_get_stats(core, &st);
+    EXPECT_EQ(st.store_backlog, 0U);
+    EXPECT_EQ(st.cached_clusters, 4U);
+
+    /* The buffer goes back to the pool, and out of it once idle. */
+    EXPECT_TRUE(ic_core_buf_give(core, buffer, job.bytes));
+    ASSERT_TRUE(ic_core_sync_begin(core));
+    IcMetaRun run;
+    ASSERT_EQ(ic_core_sync_runs(core, &run, 1), 1U);
+    EXPECT_EQ(run.offset, g.meta_offset);
+    ic_core_sync_end(core, true);
+    ic_core_get_stats(core, &st);
+    EXPECT_EQ(st.durable_clusters, 4U);
+    EXPECT_EQ(ic_core_buf_reclaim(core), buffer);
+    EXPECT_EQ(ic_core_buf_reclaim(core), nullptr);
+    EXPECT_EQ(ic_core_cache_state(core), IC_CACHE_CACHING);
+    ic_core_free(core);
+}
+
+TEST(CApiDeathTest, FreeWithPooledBuffersAborts) {
+    IcGeometry g;
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    IcCore *core = new_core(&g, 1, kCs);
+    ASSERT_NE(core, nullptr);
+    static uint8_t buffer[kCs];
+    ASSERT_TRUE(ic_core_buf_give(core, buffer, kCs));
+    EXPECT_DEATH(ic_core_free(core),
+                 "1 pooled fetch buffer\\(s\\) left: the glue must call "
+                 "ic_core_buf_reclaim\\(\\) until it returns NULL before "
+                 "ic_core_free\\(\\)");
+    EXPECT_EQ(ic_core_buf_reclaim(core), buffer);
     ic_core_free(core);
 }
 

@@ -9,6 +9,7 @@
 
 #include "ic_core.hpp"
 #include "ic_durability.hpp"
+#include "unit_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,31 +24,81 @@ namespace {
 
 using intellicache::Core;
 using intellicache::DurabilityTracker;
+using Run = DurabilityTracker::BlockRun;
 
 constexpr uint64_t kBlockClusters = IC_META_BLOCK_CLUSTERS;
+
+std::vector<std::pair<uint64_t, uint64_t>> runs_of(const DurabilityTracker &p) {
+    std::vector<std::pair<uint64_t, uint64_t>> v;
+    for (const Run &r : p.sync_runs()) {
+        v.emplace_back(r.first, r.count);
+    }
+    return v;
+}
+
+using Runs = std::vector<std::pair<uint64_t, uint64_t>>;
 
 TEST(DurabilityTracker, NothingToSync) {
     DurabilityTracker p;
     EXPECT_FALSE(p.sync_needed());
     EXPECT_FALSE(p.sync_begin());
-    EXPECT_TRUE(p.sync_blocks().empty());
-    p.sync_end(true); /* no sync running: no-op */
+    EXPECT_TRUE(p.sync_runs().empty());
     EXPECT_EQ(p.unsettled_clusters(), 0U);
 }
 
-TEST(DurabilityTracker, SyncBlocksAreSortedUniqueAndExact) {
+TEST(DurabilityTrackerDeathTest, EndWithoutRunningSyncAborts) {
+    DurabilityTracker p;
+    EXPECT_DEATH(p.sync_end(true),
+                 "protocol error: ic_core_sync_end\\(\\) without a running "
+                 "sync");
+    p.note_stored(1, 1);
+    ASSERT_TRUE(p.sync_begin());
+    p.sync_end(true);
+    EXPECT_DEATH(p.sync_end(false), "without a running sync");
+}
+
+TEST(DurabilityTracker, SyncRunsAreSortedUniqueAndExact) {
     DurabilityTracker p;
     p.note_stored(5 * kBlockClusters + 3, 2);
     p.note_stored(10, 4);
     p.note_stored(kBlockClusters - 2, 4); /* straddles blocks 0 and 1 */
     p.note_stored(20, 1);
+    p.note_stored(7 * kBlockClusters, 1);
     ASSERT_TRUE(p.sync_begin());
-    const auto blocks = p.sync_blocks();
-    EXPECT_EQ(std::vector<uint64_t>(blocks.begin(), blocks.end()),
-              (std::vector<uint64_t>{0, 1, 5}));
+    /* Blocks 0, 1, 5 and 7: two runs of neighbours, one single block. */
+    EXPECT_EQ(runs_of(p), (Runs{{0, 2}, {5, 1}, {7, 1}}));
     EXPECT_FALSE(p.sync_begin()) << "a sync is already running";
     p.sync_end(true);
-    EXPECT_TRUE(p.sync_blocks().empty());
+    EXPECT_TRUE(p.sync_runs().empty());
+}
+
+TEST(DurabilityTracker, RunsAreSplitAtTheBatchSize) {
+    DurabilityTracker p;
+    /* Blocks 3 .. 3 + 2 * IC_META_BATCH + 4, all touched by one range,
+     * then one more block right after a gap. */
+    const uint64_t blocks = 2 * IC_META_BATCH + 5;
+    p.note_stored(3 * kBlockClusters, blocks * kBlockClusters);
+    p.note_stored((3 + blocks + 1) * kBlockClusters + 9, 1);
+    ASSERT_TRUE(p.sync_begin());
+    EXPECT_EQ(runs_of(p), (Runs{{3, IC_META_BATCH},
+                                {3 + IC_META_BATCH, IC_META_BATCH},
+                                {3 + 2 * IC_META_BATCH, 5},
+                                {3 + blocks + 1, 1}}));
+    p.sync_end(false);
+    EXPECT_TRUE(p.sync_runs().empty()) << "no sync running: no runs";
+    ASSERT_TRUE(p.sync_begin()) << "retried";
+    EXPECT_EQ(runs_of(p).size(), 4U);
+    p.sync_end(true);
+}
+
+TEST(DurabilityTracker, ExactlyOneBatchIsOneRun) {
+    DurabilityTracker p;
+    for (uint64_t b = 0; b < IC_META_BATCH; b++) {
+        p.note_stored(b * kBlockClusters + b, 1); /* one cluster per block */
+    }
+    ASSERT_TRUE(p.sync_begin());
+    EXPECT_EQ(runs_of(p), (Runs{{0, IC_META_BATCH}}));
+    p.sync_end(true);
 }
 
 TEST(DurabilityTracker, ExcludesOnlyPending) {
@@ -77,7 +128,7 @@ protected:
         /* 4 KiB clusters, three metadata blocks. */
         ASSERT_TRUE(ic_geometry_init(&g_, (2 * kBlockClusters + 500) * 4096,
                                      4096, nullptr, 0));
-        core_ = Core::create(g_, 7, 8 * 4096);
+        core_ = unit::make_core(g_, 7, 8 * 4096);
         ASSERT_NE(core_, nullptr);
     }
 
@@ -94,14 +145,35 @@ protected:
         const uint64_t index = cluster / kBlockClusters;
         std::array<uint8_t, IC_META_BLOCK_SIZE> b{};
         core_->encode_meta_block(index, b.data());
-        auto reader = Core::create(g_, 7, 4096);
+        auto reader = unit::make_core(g_, 7, 4096);
         EXPECT_EQ(reader->load_meta_block(index, b.data()), IC_META_OK);
         return reader->cluster_present(cluster);
     }
 
+    /* The blocks of the running sync's runs, checking the runs' shape. */
     std::vector<uint64_t> sync_blocks() const {
-        std::vector<uint64_t> v(core_->sync_block_count() + 2, UINT64_MAX);
-        v.resize(core_->sync_blocks(v));
+        const size_t total = core_->sync_runs({});
+        std::vector<IcMetaRun> runs(total + 2);
+        EXPECT_EQ(core_->sync_runs(runs), total);
+        runs.resize(total);
+        std::vector<uint64_t> v;
+        for (size_t i = 0; i < runs.size(); i++) {
+            const IcMetaRun &r = runs[i];
+            EXPECT_GE(r.count, 1U);
+            EXPECT_LE(r.count, IC_META_BATCH);
+            EXPECT_EQ(r.offset, g_.meta_offset + r.first * IC_META_BLOCK_SIZE);
+            if (i > 0) {
+                const IcMetaRun &prev = runs[i - 1];
+                EXPECT_GE(r.first, prev.first + prev.count) << "block order";
+                if (r.first == prev.first + prev.count) {
+                    EXPECT_EQ(prev.count, IC_META_BATCH)
+                        << "neighbouring blocks share a run up to the batch";
+                }
+            }
+            for (uint64_t b = r.first; b < r.first + r.count; b++) {
+                v.push_back(b);
+            }
+        }
         return v;
     }
 
@@ -168,23 +240,71 @@ TEST_F(SyncTest, FailedSyncIsRetried) {
     EXPECT_EQ(core_->stats().durable_clusters, 2U);
 }
 
-TEST_F(SyncTest, SyncBlocksListsExactlyTouchedBlocks) {
+TEST_F(SyncTest, SyncRunsListExactlyTouchedBlocks) {
     store(kBlockClusters - 4, 8); /* one fetch across blocks 0 and 1 */
+    store(2 * kBlockClusters + 1);
     ASSERT_TRUE(core_->sync_begin());
-    EXPECT_EQ(sync_blocks(), (std::vector<uint64_t>{0, 1}));
-    EXPECT_EQ(core_->sync_block_count(), 2U);
-    std::array<uint64_t, 1> one{};
-    EXPECT_EQ(core_->sync_blocks(one), 1U);
-    EXPECT_EQ(one[0], 0U);
+    EXPECT_EQ(sync_blocks(), (std::vector<uint64_t>{0, 1, 2}));
+    /* One run; a short array gets a prefix, the total is returned. */
+    std::array<IcMetaRun, 1> one{};
+    EXPECT_EQ(core_->sync_runs(one), 1U);
+    EXPECT_EQ(one[0].first, 0U);
+    EXPECT_EQ(one[0].count, 3U);
+    EXPECT_EQ(one[0].offset, g_.meta_offset);
     core_->sync_end(true);
-    EXPECT_EQ(core_->sync_block_count(), 0U);
+    EXPECT_EQ(core_->sync_runs({}), 0U);
 }
 
-TEST_F(SyncTest, EndWithoutBeginIsHarmless) {
-    store(1);
+TEST_F(SyncTest, SyncRunsIntoShortOrEmptyArrays) {
+    store(5);
+    store(2 * kBlockClusters);
+    ASSERT_TRUE(core_->sync_begin());
+    std::array<IcMetaRun, 4> runs{};
+    runs.fill(IcMetaRun{77, 77, 77});
+    EXPECT_EQ(core_->sync_runs(std::span(runs.data(), 0)), 2U);
+    EXPECT_EQ(runs[0].first, 77U) << "max 0 writes nothing";
+    EXPECT_EQ(core_->sync_runs(runs), 2U);
+    EXPECT_EQ(runs[0].first, 0U);
+    EXPECT_EQ(runs[0].count, 1U);
+    EXPECT_EQ(runs[1].first, 2U);
+    EXPECT_EQ(runs[1].offset, g_.meta_offset + 2 * IC_META_BLOCK_SIZE);
+    EXPECT_EQ(runs[2].first, 77U);
     core_->sync_end(true);
+}
+
+TEST_F(SyncTest, NoSyncWhileInactive) {
+    store(3);
+    core_->set_active(false);
+    EXPECT_TRUE(core_->sync_needed()) << "still waiting to be recorded";
+    EXPECT_FALSE(core_->sync_begin()) << "an inactive node writes nothing";
+    core_->set_active(true);
+    ASSERT_TRUE(core_->sync_begin());
+    core_->sync_end(true);
+    EXPECT_EQ(core_->stats().durable_clusters, 1U);
+}
+
+TEST_F(SyncTest, SyncWhileStoppedStillRecordsWhatWasStored) {
+    store(3);
+    EXPECT_TRUE(core_->cache_failed(true));
+    ASSERT_TRUE(core_->sync_begin()) << "metadata space is preallocated";
+    core_->sync_end(true);
+    EXPECT_TRUE(on_disk(3));
+}
+
+TEST_F(SyncTest, EndWithoutBeginAborts) {
+    store(1);
+    EXPECT_DEATH(core_->sync_end(true), "without a running sync");
     EXPECT_TRUE(core_->sync_needed());
-    EXPECT_FALSE(on_disk(1));
+}
+
+TEST_F(SyncTest, DeactivatingDuringASyncAborts) {
+    store(1);
+    ASSERT_TRUE(core_->sync_begin());
+    EXPECT_DEATH(core_->set_active(false),
+                 "deactivating while a metadata sync runs");
+    core_->sync_end(true);
+    core_->set_active(false);
+    EXPECT_EQ(core_->cache_state(), IC_CACHE_INACTIVE);
 }
 
 TEST_F(SyncTest, RandomStoresAndSyncsKeepDurableViewSafe) {
@@ -237,7 +357,7 @@ TEST_F(SyncTest, RandomStoresAndSyncsKeepDurableViewSafe) {
             for (uint64_t i = 0; i < g_.meta_blocks; i++) {
                 std::array<uint8_t, IC_META_BLOCK_SIZE> b{};
                 core_->encode_meta_block(i, b.data());
-                auto reader = Core::create(g_, 7, 4096);
+                auto reader = unit::make_core(g_, 7, 4096);
                 ASSERT_EQ(reader->load_meta_block(i, b.data()), IC_META_OK);
                 for (uint64_t c = i * kBlockClusters;
                      c < std::min(g_.cluster_count, (i + 1) * kBlockClusters);

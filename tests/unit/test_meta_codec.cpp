@@ -398,7 +398,7 @@ protected:
     }
 
     std::unique_ptr<Core> fresh(uint64_t instance) const {
-        return Core::create(g_, instance, 16 * 4096);
+        return unit::make_core(g_, instance, 16 * 4096);
     }
 
     /* Marks clusters present and durable in @core via the public API. */

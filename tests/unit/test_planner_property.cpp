@@ -49,7 +49,7 @@ public:
             max_fetch_clusters_ * cs_ + rng_() % cs_;
         char why[128];
         EXPECT_TRUE(ic_geometry_init(&g_, base_, cs_, why, sizeof(why)));
-        core_ = Core::create(g_, rng_(), max_fetch_bytes);
+        core_ = unit::make_core(g_, rng_(), max_fetch_bytes);
         state_.assign(clusters_, kAbsent);
         owner_.assign(clusters_, 0);
     }

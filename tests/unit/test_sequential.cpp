@@ -91,7 +91,7 @@ protected:
         char why[128];
         ASSERT_TRUE(
             ic_geometry_init(&geometry_, kBase, 65536, why, sizeof(why)));
-        core_ = Core::create(geometry_, 1, kMiB);
+        core_ = unit::make_core(geometry_, 1, kMiB);
         ASSERT_NE(core_, nullptr);
     }
 
@@ -107,7 +107,6 @@ TEST_F(ReadAheadTest, PlansFetchesWithoutCountingUserReads) {
     const IcStats st = core_->stats();
     EXPECT_EQ(st.readahead_bytes, kMiB);
     EXPECT_EQ(st.fetches, 1U);
-    EXPECT_EQ(st.read_requests, 0U);
     EXPECT_EQ(st.miss_bytes, 0U);
 
     /* A user read of that range joins the read-ahead fetch. */
@@ -126,7 +125,8 @@ TEST_F(ReadAheadTest, PlansFetchesWithoutCountingUserReads) {
 TEST_F(ReadAheadTest, CApiNotesReadsAfterEnabling) {
     uint64_t off = 0;
     uint64_t len = 0;
-    IcCore *core = ic_core_new(&geometry_, 1, kMiB);
+    IcCore *core =
+        ic_core_new(&geometry_, 1, kMiB, IC_DEFAULT_MAX_INFLIGHT, nullptr, 0);
     ASSERT_NE(core, nullptr);
     for (uint64_t i = 0; i < 3; i++) {
         EXPECT_FALSE(ic_core_note_read(core, i * kMiB, kMiB, &off, &len));
@@ -141,6 +141,61 @@ TEST_F(ReadAheadTest, CApiNotesReadsAfterEnabling) {
     EXPECT_EQ(ic_core_plan_read_ahead(core, off, len, &seg), 1U);
     EXPECT_EQ(seg.kind, IC_SEG_FETCH);
     ic_core_free(core);
+}
+
+TEST_F(ReadAheadTest, NothingIsReadAheadUnlessCaching) {
+    core_->set_read_ahead(kWindow);
+    core_->cache_failed(true); /* STOPPED: fetched data cannot be stored */
+    for (uint64_t i = 0; i < 4; i++) {
+        EXPECT_FALSE(core_->note_read(i * kMiB, kMiB)) << i;
+    }
+    IcSegment seg{};
+    EXPECT_EQ(core_->plan_read_ahead(0, kMiB, seg), 0U);
+    EXPECT_EQ(core_->stats().inflight_fetches, 0U);
+    EXPECT_EQ(core_->stats().readahead_bytes, 0U);
+}
+
+TEST_F(ReadAheadTest, InactiveStopsReadAheadUntilActiveAgain) {
+    core_->set_read_ahead(kWindow);
+    core_->set_active(false);
+    for (uint64_t i = 0; i < 4; i++) {
+        EXPECT_FALSE(core_->note_read(i * kMiB, kMiB)) << i;
+    }
+    IcSegment seg{};
+    EXPECT_EQ(core_->plan_read_ahead(0, kMiB, seg), 0U);
+    core_->set_active(true);
+    /* The stream is followed afresh: two continuing reads, then ahead. */
+    EXPECT_FALSE(core_->note_read(4 * kMiB, kMiB));
+    EXPECT_FALSE(core_->note_read(5 * kMiB, kMiB));
+    const auto ra = core_->note_read(6 * kMiB, kMiB);
+    ASSERT_TRUE(ra);
+    EXPECT_EQ(ra->offset, 7 * kMiB);
+    ASSERT_EQ(core_->plan_read_ahead(ra->offset, ra->bytes, seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_FETCH);
+}
+
+TEST_F(ReadAheadTest, BypassedReadsNothingAhead) {
+    core_->set_read_ahead(kWindow);
+    core_->cache_failed(false);
+    core_->note_read(0, kMiB);
+    core_->note_read(kMiB, kMiB);
+    EXPECT_FALSE(core_->note_read(2 * kMiB, kMiB));
+}
+
+TEST_F(ReadAheadTest, ApplySettingsChangesTheWindowAndKeepsStreams) {
+    core_->set_read_ahead(kWindow);
+    EXPECT_FALSE(core_->note_read(0, kMiB));
+    EXPECT_FALSE(core_->note_read(kMiB, kMiB));
+    IcSettings set{65536, IC_DEFAULT_MAX_INFLIGHT, kMiB, 8 * kMiB};
+    core_->apply_settings(set);
+    /* The stream continues: this read asks for the new window at once. */
+    const auto ra = core_->note_read(2 * kMiB, kMiB);
+    ASSERT_TRUE(ra);
+    EXPECT_EQ(ra->offset, 3 * kMiB);
+    EXPECT_EQ(ra->bytes, 8 * kMiB);
+    set.read_ahead = 0;
+    core_->apply_settings(set);
+    EXPECT_FALSE(core_->note_read(3 * kMiB, kMiB)) << "0 disables";
 }
 
 } // namespace

@@ -9,9 +9,14 @@
 
 #include "intellicache-core.h"
 
+#include "ic_core.hpp"
+#include "ic_message.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace unit {
@@ -34,6 +39,35 @@ inline void expect_coverage(const std::vector<IcSegment> &segs, uint64_t offset,
     } else {
         EXPECT_EQ(pos, offset + bytes) << "request not fully covered";
     }
+}
+
+/* A core for @g with the default max-inflight; fails the test if none. */
+inline std::unique_ptr<intellicache::Core>
+make_core(const IcGeometry &g, uint64_t instance, uint64_t max_fetch_bytes,
+          uint32_t max_inflight = IC_DEFAULT_MAX_INFLIGHT) {
+    char why[160];
+    intellicache::MessageBuffer msg(why, sizeof(why));
+    auto core = intellicache::Core::create(g, instance, max_fetch_bytes,
+                                           max_inflight, msg);
+    EXPECT_NE(core, nullptr) << why;
+    return core;
+}
+
+/* Runs a fetch through the store queue as the glue does (admit, one writer
+ * takes it, writes it); false if it was not admitted. */
+inline bool store_via_queue(intellicache::Core &core, IcFetchId id,
+                            bool ok = true) {
+    if (!core.store_admit(id)) {
+        return false;
+    }
+    EXPECT_TRUE(core.store_writer_start());
+    IcStoreJob job{};
+    EXPECT_TRUE(core.store_next(job));
+    EXPECT_EQ(job.fetch, id);
+    EXPECT_TRUE(job.write);
+    core.fetch_stored(id, ok);
+    EXPECT_FALSE(core.store_next(job)) << "the writer exits";
+    return true;
 }
 
 } // namespace unit

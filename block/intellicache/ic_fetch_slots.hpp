@@ -1,0 +1,62 @@
+/*
+ * intellicache core: the max-inflight slots for base reads.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_FETCH_SLOTS_HPP
+#define IC_FETCH_SLOTS_HPP
+
+#include "intellicache-core.h"
+
+#include <cstdint>
+
+namespace intellicache {
+
+/*
+ * Counts the base reads in flight (busy) against max-inflight (limit), and
+ * the demand reads waiting for a slot.  The glue does the waiting (a queue
+ * of coroutines, woken in order); this decides who may go.
+ *
+ *  - A demand read takes a free slot, or is counted as waiting.
+ *  - Giving a slot back wakes one waiter, but only if a slot is then free
+ *    (after the limit was lowered, busy may stay above it for a while: a
+ *    waiter woken then would only fail again).  The waiter is no longer
+ *    counted until it tries again.  So while anyone waits, every slot given
+ *    back below the limit wakes one: no waiter is forgotten.
+ *  - Read-ahead takes a slot only while fewer than half of them are busy
+ *    and no demand read waits, and never waits: it must never take queue
+ *    depth from a guest read that needs it now.  With a limit of 1 there is
+ *    no read-ahead at all.
+ *  - A lower limit takes effect as slots come back (reads in flight are not
+ *    recalled); a higher one at once for new reads, and for waiters as
+ *    slots are given back.
+ *
+ * A new demand read may take a slot freed for a woken waiter before the
+ * waiter tries again; the waiter then waits again and is woken by the next
+ * slot given back.  (QEMU runs a woken coroutine before it takes new
+ * requests, so this hardly happens; the counts stay exact either way.)
+ */
+class FetchSlots {
+public:
+    explicit FetchSlots(std::uint32_t limit) : limit_(limit) {}
+
+    /* ic_core_slot_take(). */
+    bool take(IcFetchKind kind);
+    /* ic_core_slot_put(): true if one waiter must be woken. */
+    bool put();
+    void set_limit(std::uint32_t limit) { limit_ = limit; }
+
+    std::uint32_t limit() const { return limit_; }
+    std::uint32_t busy() const { return busy_; }
+    std::uint32_t waiting() const { return waiting_; }
+
+private:
+    std::uint32_t limit_;
+    std::uint32_t busy_ = 0;
+    std::uint32_t waiting_ = 0;
+};
+
+} // namespace intellicache
+
+#endif
