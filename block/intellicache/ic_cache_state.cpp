@@ -22,15 +22,15 @@ IcCacheState CacheState::state() const {
 }
 
 bool CacheState::failed(bool write) {
-    const IcCacheState before = state();
-    if (write) {
-        stopped_ = true;
-    } else {
-        bypassed_ = true;
+    bool &fact = write ? stopped_ : bypassed_;
+    if (fact) {
+        return false;
     }
-    /* A write failing on a bypassed cache changes nothing visible: the
-     * user was already told that the cache is not used. */
-    return state() != before;
+    fact = true;
+    /* BYPASSED wins over everything; STOPPED shows only if nothing above
+     * it holds (a write failing on a bypassed cache changes nothing the
+     * user needs to hear about again). */
+    return !write || (!bypassed_ && active_);
 }
 
 } // namespace intellicache

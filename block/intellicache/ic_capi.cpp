@@ -185,10 +185,12 @@ IcCore *ic_core_new(const IcGeometry *g, uint64_t instance,
             return nullptr;
         }
         /* The handle is small, but it may fail too: same answer. */
-        auto *handle = new (std::nothrow) IcCore{std::move(core)};
+        auto *handle = new (std::nothrow) IcCore;
         if (handle == nullptr) {
             msg.set("cannot allocate the cache state");
+            return nullptr;
         }
+        handle->core = std::move(core);
         return handle;
     });
 }

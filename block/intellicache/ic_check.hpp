@@ -13,7 +13,7 @@ namespace intellicache {
  * Prints "intellicache: protocol error: <message> [<file>:<line>: <cond>]"
  * on stderr and aborts.  Never returns.
  */
-[[noreturn]] __attribute__((format(printf, 4, 5))) void
+__attribute__((noreturn, format(printf, 4, 5))) void
 check_failed(const char *file, int line, const char *cond, const char *fmt,
              ...);
 

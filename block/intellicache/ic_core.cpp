@@ -21,9 +21,13 @@ namespace intellicache {
 
 namespace {
 
+/* The limits as 64-bit values: the macros are unsigned int expressions. */
+constexpr auto kMaxFetchLimit = static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT);
+constexpr auto kMaxReadAhead = static_cast<std::uint64_t>(IC_MAX_READ_AHEAD);
+
 /* Whole clusters, at least one, and never beyond the format's limit. */
 std::uint64_t fetch_clusters(std::uint64_t bytes, std::uint32_t cluster_size) {
-    bytes = std::min(bytes, static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT));
+    bytes = std::min(bytes, kMaxFetchLimit);
     return std::max<std::uint64_t>(1, bytes / cluster_size);
 }
 
@@ -328,12 +332,12 @@ void Core::apply_settings(const IcSettings &set) {
     IC_CHECK(set.max_inflight >= 1 && set.max_inflight <= IC_MAX_INFLIGHT_LIMIT,
              "ic_core_apply_settings() with max-inflight %" PRIu32,
              set.max_inflight);
-    IC_CHECK(set.max_fetch > 0 && set.max_fetch <= IC_MAX_FETCH_LIMIT &&
+    IC_CHECK(set.max_fetch > 0 && set.max_fetch <= kMaxFetchLimit &&
                  set.max_fetch % cs == 0,
              "ic_core_apply_settings() with max-fetch %" PRIu64
              " (cluster size %" PRIu32 ")",
              set.max_fetch, cs);
-    IC_CHECK(set.read_ahead <= IC_MAX_READ_AHEAD,
+    IC_CHECK(set.read_ahead <= kMaxReadAhead,
              "ic_core_apply_settings() with read-ahead %" PRIu64,
              set.read_ahead);
     max_fetch_clusters_ = set.max_fetch / cs;

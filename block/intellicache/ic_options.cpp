@@ -16,9 +16,17 @@ namespace intellicache {
 
 namespace {
 
+/* The limits as 64-bit values: the macros are unsigned int expressions. */
+constexpr auto kMaxClusterSize =
+    static_cast<std::uint64_t>(IC_MAX_CLUSTER_SIZE);
+constexpr auto kDefaultMaxFetch =
+    static_cast<std::uint64_t>(IC_DEFAULT_MAX_FETCH);
+constexpr auto kMaxFetchLimit = static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT);
+constexpr auto kMaxReadAhead = static_cast<std::uint64_t>(IC_MAX_READ_AHEAD);
+
 bool valid_cluster_size(std::uint64_t cs) {
     return std::has_single_bit(cs) && cs >= IC_MIN_CLUSTER_SIZE &&
-           cs <= IC_MAX_CLUSTER_SIZE;
+           cs <= kMaxClusterSize;
 }
 
 } // namespace
@@ -54,7 +62,7 @@ bool Options::check(IcSettings &out, MessageBuffer &why) const {
          * documents no such meaning, and for read-ahead 0 means "none", so
          * a silent default here would surprise.
          */
-        if (opts_.max_fetch == 0 || opts_.max_fetch > IC_MAX_FETCH_LIMIT) {
+        if (opts_.max_fetch == 0 || opts_.max_fetch > kMaxFetchLimit) {
             why.set("max-fetch must be a multiple of the cluster size from "
                     "one cluster to %u, not %" PRIu64,
                     IC_MAX_FETCH_LIMIT, opts_.max_fetch);
@@ -64,7 +72,7 @@ bool Options::check(IcSettings &out, MessageBuffer &why) const {
     }
 
     if (opts_.has_read_ahead) {
-        if (opts_.read_ahead > IC_MAX_READ_AHEAD) {
+        if (opts_.read_ahead > kMaxReadAhead) {
             why.set("read-ahead must be at most %u, not %" PRIu64,
                     IC_MAX_READ_AHEAD, opts_.read_ahead);
             return false;
@@ -87,8 +95,7 @@ bool Options::resolve(IcSettings &set, std::uint32_t cluster_size,
     set.cluster_size = cluster_size;
 
     if (!opts_.has_max_fetch) {
-        set.max_fetch =
-            std::max<std::uint64_t>(IC_DEFAULT_MAX_FETCH, cluster_size);
+        set.max_fetch = std::max<std::uint64_t>(kDefaultMaxFetch, cluster_size);
     } else if (set.max_fetch % cluster_size != 0) {
         why.set("max-fetch %" PRIu64 " is not a multiple of the cluster size "
                 "%" PRIu32,

@@ -267,8 +267,8 @@ typedef struct IcCore IcCore;
  * lack of memory.
  */
 IcCore *ic_core_new(const IcGeometry *g, uint64_t instance,
-                    uint64_t max_fetch_bytes, uint32_t max_inflight,
-                    char *why, size_t why_len);
+                    uint64_t max_fetch_bytes, uint32_t max_inflight, char *why,
+                    size_t why_len);
 void ic_core_free(IcCore *core);
 const IcGeometry *ic_core_geometry(const IcCore *core);
 
