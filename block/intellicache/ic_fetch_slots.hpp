@@ -47,7 +47,6 @@ public:
     bool put();
     void set_limit(std::uint32_t limit) { limit_ = limit; }
 
-    std::uint32_t limit() const { return limit_; }
     std::uint32_t busy() const { return busy_; }
     std::uint32_t waiting() const { return waiting_; }
 

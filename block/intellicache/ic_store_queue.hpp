@@ -9,7 +9,6 @@
 
 #include "intellicache-core.h"
 
-#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -59,7 +58,6 @@ public:
     std::uint64_t backlog() const { return backlog_; }
     /* Jobs admitted and not released: queued or being written. */
     std::uint64_t jobs() const { return jobs_; }
-    std::size_t queued() const { return queue_.size(); }
     std::uint32_t writers() const { return writers_; }
 
 private:

@@ -42,6 +42,24 @@ void *operator new(std::size_t size) {
 void *operator new[](std::size_t size) {
     return ::operator new(size);
 }
+/* The nothrow forms too: they must pair with the delete below, and fail
+ * like the others. */
+void *operator new(std::size_t size, const std::nothrow_t & /*tag*/) noexcept {
+    try {
+        return ::operator new(size);
+    } catch (const std::bad_alloc &) {
+        return nullptr;
+    }
+}
+void *operator new[](std::size_t size, const std::nothrow_t &tag) noexcept {
+    return ::operator new(size, tag);
+}
+void operator delete(void *p, const std::nothrow_t & /*tag*/) noexcept {
+    std::free(p);
+}
+void operator delete[](void *p, const std::nothrow_t & /*tag*/) noexcept {
+    std::free(p);
+}
 void operator delete(void *p) noexcept {
     std::free(p);
 }

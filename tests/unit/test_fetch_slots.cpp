@@ -239,11 +239,6 @@ TEST(FetchSlots, PutWithoutTakeAborts) {
     EXPECT_DEATH(s.put(), "without a slot taken");
 }
 
-TEST(FetchSlots, UnknownKindAborts) {
-    FetchSlots s(2);
-    EXPECT_DEATH(s.take(static_cast<IcFetchKind>(7)), "unknown kind 7");
-}
-
 /* Through the core: the limit given to ic_core_new(), and settings. */
 TEST(FetchSlots, CoreAppliesMaxInflight) {
     IcGeometry g;
