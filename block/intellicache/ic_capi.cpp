@@ -40,6 +40,11 @@
  *  - ic_core_slot_put(): wakes a waiter only if a slot is then free under
  *    the current limit (after max-inflight was lowered, not before enough
  *    slots came back).
+ *  - ic_core_store_writer_start(): "fetches are queued" counts only the
+ *    queued fetches that the running writers will not take next (each
+ *    running writer not busy writing takes one), so admitting one fetch
+ *    starts one writer even when the glue schedules writers rather than
+ *    running them at once.
  *  - ic_core_fetch_stored() and ic_core_fetch_dropped() also accept a fetch
  *    that is done and was never admitted to the store queue.
  *  - ic_core_buf_give(): NULL is never kept.  Buffers of an old size count

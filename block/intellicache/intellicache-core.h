@@ -269,6 +269,12 @@ typedef struct IcCore IcCore;
 IcCore *ic_core_new(const IcGeometry *g, uint64_t instance,
                     uint64_t max_fetch_bytes, uint32_t max_inflight, char *why,
                     size_t why_len);
+/*
+ * Free the core (NULL is fine).  The buffer pool must be empty: the core
+ * cannot free the glue's buffers, so the glue first calls
+ * ic_core_buf_reclaim() until it returns NULL, freeing each buffer; a
+ * buffer still pooled here is a protocol error.
+ */
 void ic_core_free(IcCore *core);
 const IcGeometry *ic_core_geometry(const IcCore *core);
 
