@@ -59,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
     if (!ic_geometry_init(&g, base, cs, nullptr, 0)) {
         return 0;
     }
-    IcCore *core = ic_core_new(&g, in.take(8), cs);
+    IcCore *core =
+        ic_core_new(&g, in.take(8), cs, IC_DEFAULT_MAX_INFLIGHT, nullptr, 0);
     fuzz::check(core != nullptr, "a valid geometry gives a core");
     std::vector<std::uint8_t> block(IC_META_BLOCK_SIZE);
     for (std::uint64_t i = 0;
