@@ -134,8 +134,11 @@ private:
     std::uint64_t fetch_bytes(const Fetch &f) const;
     /* Forgets @f as deliberately not stored. */
     void skip(const Fetch &f);
-    /* No fetch in flight and nothing queued to store. */
-    bool idle() const { return inflight_.size() == 0 && store_.jobs() == 0; }
+    /*
+     * No fetch in flight and nothing queued to store: fetches queued or
+     * being written are still in the inflight table, so one test does.
+     */
+    bool idle() const { return inflight_.size() == 0; }
 
     Geometry geometry_;
     std::uint64_t instance_;
