@@ -87,8 +87,8 @@ struct BDRVIntellicacheState {
     /*
      * Main loop (or the node's home AioContext): the timer that records
      * stored clusters durably.  It is created in the node's AioContext
-     * and moves with it; it runs on QEMU_CLOCK_VIRTUAL, which stands still
-     * while a VM is stopped (e.g. for migration).
+     * and moves with it; it runs on QEMU_CLOCK_VIRTUAL_RT, which stands
+     * still while a VM is stopped (e.g. for migration).
      */
     QEMUTimer *sync_timer;
     CoMutex sync_lock;          /* one sync at a time */

@@ -152,14 +152,16 @@ static void ic_sync_timer_cb(void *opaque)
 }
 
 /*
- * The timer runs on QEMU_CLOCK_VIRTUAL: while a VM is stopped (for
- * migration, say) it does not fire, so nothing is written then.
+ * The timer runs on QEMU_CLOCK_VIRTUAL_RT: in a system emulator it stands
+ * still while the VM is stopped (for migration, say), so nothing is
+ * written then; in qemu-storage-daemon, where QEMU_CLOCK_VIRTUAL never
+ * runs, it is the real-time clock.
  */
 void ic_sync_timer_new(BlockDriverState *bs, AioContext *ctx)
 {
     BDRVIntellicacheState *s = bs->opaque;
 
-    s->sync_timer = aio_timer_new(ctx, QEMU_CLOCK_VIRTUAL, SCALE_MS,
+    s->sync_timer = aio_timer_new(ctx, QEMU_CLOCK_VIRTUAL_RT, SCALE_MS,
                                   ic_sync_timer_cb, bs);
 }
 
@@ -196,7 +198,7 @@ void ic_sync_schedule(BlockDriverState *bs)
         }
     }
     if (arm) {
-        timer_mod(s->sync_timer, qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) +
+        timer_mod(s->sync_timer, qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL_RT) +
                   IC_SYNC_INTERVAL_MS);
     }
 }
