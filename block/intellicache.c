@@ -464,6 +464,14 @@ static void GRAPH_UNLOCKED ic_reopen_abort(BDRVReopenState *state)
     state->opaque = NULL;
 }
 
+/* Tunables: blockdev-reopen may change them, or reset them to default. */
+static const char *const ic_mutable_opts[] = {
+    IC_OPT_MAX_INFLIGHT,
+    IC_OPT_MAX_FETCH,
+    IC_OPT_READ_AHEAD,
+    NULL
+};
+
 /* Only what selects the cache's content makes two nodes different. */
 static const char *const ic_strong_runtime_opts[] = {
     IC_OPT_CLUSTER_SIZE,
@@ -499,6 +507,7 @@ static BlockDriver bdrv_intellicache = {
     .bdrv_get_specific_info     = ic_get_specific_info,
     .bdrv_get_specific_stats    = ic_get_specific_stats,
 
+    .mutable_opts               = ic_mutable_opts,
     .strong_runtime_opts        = ic_strong_runtime_opts,
     .is_filter                  = true,
 };
