@@ -99,27 +99,39 @@ for t in "$src_root"/tests/qemu-iotests/tests/*; do
     ln -sfn "$t" "$src/tests/qemu-iotests/tests/$(basename "$t")"
 done
 
-# 3. Configure once (QEMU's meson regenerates itself when its inputs change).
+# 3. Configure (QEMU's meson regenerates itself when its inputs change).
+# The tools, and the x86_64 system emulator for the TCG guest of
+# tests/guest (its firmware comes from Debian's packages, hence no blobs;
+# x86_64 needs no libfdt; nothing is downloaded for a missing library).
+# The arguments are recorded in the build directory: a build directory
+# configured with other arguments (or by an older version of this script)
+# is configured again.
 bld="$build_root/build"
-if [ ! -f "$bld/build.ninja" ]; then
+# shellcheck disable=SC2206
+configure_args=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
+    --disable-user --enable-tools --enable-modules --enable-libnfs
+    --disable-docs --enable-linux-aio --enable-linux-io-uring
+    --disable-werror --disable-install-blobs --disable-fdt --disable-download
+    $extra_configure)
+configure_stamp="$bld/.intellicache-configure"
+if [ ! -f "$bld/build.ninja" ] ||
+   [ "$(cat "$configure_stamp" 2>/dev/null)" != "${configure_args[*]}" ]; then
     log "configuring"
     mkdir -p "$bld"
-    # shellcheck disable=SC2086
-    (cd "$bld" && "$src/configure" --python=/usr/bin/python3 \
-        --target-list= --disable-system --disable-user --enable-tools \
-        --enable-modules --enable-libnfs --disable-docs --enable-linux-aio \
-        --enable-linux-io-uring --disable-werror --disable-install-blobs \
-        $extra_configure >"$build_root/configure.log" 2>&1) || {
+    rm -f "$configure_stamp"
+    (cd "$bld" && "$src/configure" "${configure_args[@]}" \
+        >"$build_root/configure.log" 2>&1) || {
         tail -n 30 "$build_root/configure.log" >&2
         echo "build-qemu: configure failed, see $build_root/configure.log" >&2
         exit 1
     }
+    echo "${configure_args[*]}" > "$configure_stamp"
 fi
 
 # 4. Build what intellicache needs.
 log "building"
 ninja -C "$bld" storage-daemon/qemu-storage-daemon qemu-img qemu-io qemu-nbd \
-    block-nfs.so block-intellicache.so
+    qemu-system-x86_64 block-nfs.so block-intellicache.so
 
 if [ -n "$stamp" ]; then
     touch "$stamp"
