@@ -38,8 +38,13 @@ pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-ve
 # Servers and clients for the tests and the demo (all used on loopback).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
   libnbd-bin python3-pycotap python3-matplotlib"
+# The TCG guest of tests/guest: busybox-static and cpio make its initramfs
+# (scripts/guest-image.sh; its kernel is fetched with 'apt-get download'
+# into build/guest/cache, not installed); its firmware is seabios and
+# qemu-system-data's option ROMs, which qemu-system-x86 below depends on.
+pkgs_guest="busybox-static cpio"
 
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test
+apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test $pkgs_guest
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     meson python3-pycotap qemu-system-x86
