@@ -7,13 +7,17 @@ cd "$root"
 src=build/qemu/src
 status=0
 
-echo "lint: checkpatch block/intellicache.c"
+mapfile -t glue < <(git ls-files ':(glob)block/intellicache*.c' \
+    ':(glob)block/intellicache*.h')
+echo "lint: checkpatch (${#glue[@]} files: ${glue[*]})"
 # checkpatch exits 0 on warnings; clean means no warnings either.
-if ! out=$("$src/scripts/checkpatch.pl" --no-tree -q -f block/intellicache.c) \
-        || [ -n "$out" ]; then
-    echo "$out"
-    status=1
-fi
+for f in "${glue[@]}"; do
+    if ! out=$("$src/scripts/checkpatch.pl" --no-tree -q -f "$f") \
+            || [ -n "$out" ]; then
+        echo "$out"
+        status=1
+    fi
+done
 
 mapfile -t cxx < <(git ls-files 'block/intellicache/*.cpp' \
     'block/intellicache/*.hpp' 'block/intellicache/*.h' 'tests/unit/*.cpp' \
