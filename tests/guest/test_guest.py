@@ -162,6 +162,7 @@ class GuestReads:
 
     NODE = None            # the disk's node name
     SEED = 0
+    QUEUES = 4             # virtqueues of the disk, mapped over IOTHREADS
 
     @classmethod
     def blockdevs(cls, base, cache):
@@ -178,7 +179,7 @@ class GuestReads:
         cache = os.path.join(cls.work, "cache.img")
         cls.data = make_base(base, cls.size, cls.SEED)
         cls.trace = os.path.join(cls.work, "trace.log")
-        device = {"driver": "virtio-blk-pci", "drive": cls.NODE, "num-queues": 4,
+        device = {"driver": "virtio-blk-pci", "drive": cls.NODE, "num-queues": cls.QUEUES,
                   "iothread-vq-mapping": [{"iothread": i} for i in IOTHREADS]}
         cls.vm = GuestVM(cls.work, cls.blockdevs(base, cache), device, iothreads=IOTHREADS,
                          extra=["-trace", f"enable=virtio_blk_handle_read,file={cls.trace}",
