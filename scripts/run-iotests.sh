@@ -12,8 +12,9 @@ if [ ! -x "$bld/storage-daemon/qemu-storage-daemon" ]; then
     exit 1
 fi
 # check wants a system emulator even for tests that never start one; the
-# tests here only use qemu-storage-daemon, qemu-img and qemu-io.
-export QEMU_PROG=${QEMU_PROG:-$(command -v qemu-system-x86_64)}
+# tests here only use qemu-storage-daemon, qemu-img and qemu-io.  Ours is
+# built with the module.
+export QEMU_PROG=${QEMU_PROG:-$bld/qemu-system-x86_64}
 export QEMU_MODULE_DIR=$bld
 cd "$bld/tests/qemu-iotests"
 if [ $# -eq 0 ]; then

@@ -5,6 +5,9 @@
 #   iotests  qemu-iotests of the driver, run by QEMU's 'check', also
 #            against a build of QEMU and the module with ASan + UBSan
 #   e2e      end to end against real servers (nfs-ganesha, nbdkit, NBD clients)
+#   guest    a TCG guest whose virtio-blk disk is the node, read from two
+#            iothreads at once while QMP queries run; also against the
+#            ASan + UBSan build
 #   bench    the benchmark harness in --smoke mode: that it still runs end
 #            to end and writes its report (nothing timed is asserted)
 #   lint     checkpatch, clang-format, clang-tidy, cppcheck
@@ -85,6 +88,10 @@ summary_suite() {
 # iotests again, against QEMU and the module built with ASan + UBSan
 summary_suite iotests-asan scripts/asan-iotests.sh
 summary_suite e2e tests/e2e/run.sh
+summary_suite guest tests/guest/run.sh
+# asan-iotests.sh built QEMU and the module with the sanitizers
+summary_suite guest-asan env IC_QEMU_BUILD="$root/build-asan-qemu/build" \
+    tests/guest/run.sh
 
 # bench: one test; the harness's figures are not checked here
 if suite bench python3 scripts/bench.py --smoke; then
