@@ -92,7 +92,6 @@ struct BDRVIntellicacheState {
      */
     QEMUTimer *sync_timer;
     CoMutex sync_lock;          /* one sync at a time */
-    bool sync_done;             /* the sync that close/inactivate waits for */
 };
 
 /* intellicache.c */
@@ -114,7 +113,6 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                    int64_t bytes, int64_t *pnum, int64_t *map,
                    BlockDriverState **file);
 void ic_fetch_unref(IcFetch *f);
-void ic_buf_reclaim(BDRVIntellicacheState *s);
 
 /* intellicache-store.c */
 void ic_store_fetched(BlockDriverState *bs, IcFetch *f);
@@ -122,7 +120,6 @@ void ic_cache_failed(BlockDriverState *bs, bool write, int err);
 void ic_sync_timer_new(BlockDriverState *bs, AioContext *ctx);
 void ic_sync_timer_free(BlockDriverState *bs);
 void ic_sync_schedule(BlockDriverState *bs);
-void ic_sync_now(BlockDriverState *bs);
 int GRAPH_RDLOCK ic_sync_all(BlockDriverState *bs);
 
 /* intellicache-stats.c */

@@ -132,7 +132,7 @@ static void coroutine_fn ic_sync_entry(void *opaque)
 }
 
 /* Start a metadata sync now, in a coroutine that drain waits for. */
-void ic_sync_now(BlockDriverState *bs)
+static void ic_sync_now(BlockDriverState *bs)
 {
     Coroutine *co = qemu_coroutine_create(ic_sync_entry, bs);
 

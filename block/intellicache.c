@@ -233,15 +233,18 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
  * A fetch left the core's table.  Activation waits for the table to empty
  * before it replaces the core.  Called with @lock.
  */
-void ic_fetch_left_locked(BDRVIntellicacheState *s)
+/* No fetch of @core is in flight or waiting to be stored.  With @lock. */
+static bool ic_core_idle_locked(BDRVIntellicacheState *s)
 {
     IcStats st;
 
-    if (!s->reloading) {
-        return;
-    }
     ic_core_get_stats(s->core, &st);
-    if (st.inflight_fetches == 0) {
+    return st.inflight_fetches == 0;
+}
+
+void ic_fetch_left_locked(BDRVIntellicacheState *s)
+{
+    if (s->reloading && ic_core_idle_locked(s)) {
         qemu_co_queue_restart_all(&s->idle_queue);
     }
 }
@@ -280,15 +283,10 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
     BDRVIntellicacheState *s = bs->opaque;
     IcSettings settings = s->settings;
     IcCore *core = NULL, *old;
-    IcStats st;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         s->reloading = true;
-        for (;;) {
-            ic_core_get_stats(s->core, &st);
-            if (st.inflight_fetches == 0) {
-                break;
-            }
+        while (!ic_core_idle_locked(s)) {
             qemu_co_queue_wait(&s->idle_queue, &s->lock);
         }
     }
