@@ -93,6 +93,8 @@ for f in "$src_root"/block/intellicache*.c "$src_root"/block/intellicache*.h; do
 done
 ln -sfn "$src_root/block/intellicache" "$src/block/intellicache"
 ln -sfn "$src_root/qapi/intellicache.json" "$src/qapi/intellicache.json"
+ln -sfn "$src_root/qemu/devices-x86_64.mak" \
+    "$src/configs/devices/x86_64-softmmu/intellicache.mak"
 mkdir -p "$src/tests/qemu-iotests/tests"
 for t in "$src_root"/tests/qemu-iotests/tests/*; do
     [ -e "$t" ] || continue
@@ -101,8 +103,9 @@ done
 
 # 3. Configure (QEMU's meson regenerates itself when its inputs change).
 # The tools, and the x86_64 system emulator for the TCG guest of
-# tests/guest (its firmware comes from Debian's packages, hence no blobs;
-# x86_64 needs no libfdt; nothing is downloaded for a missing library).
+# tests/guest with only the devices that guest uses (qemu/devices-x86_64.mak;
+# its firmware comes from Debian's packages, hence no blobs; x86_64 needs no
+# libfdt; nothing is downloaded for a missing library; no D-Bus display).
 # The arguments are recorded in the build directory: a build directory
 # configured with other arguments (or by an older version of this script)
 # is configured again.
@@ -112,6 +115,8 @@ configure_args=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
     --disable-user --enable-tools --enable-modules --enable-libnfs
     --disable-docs --enable-linux-aio --enable-linux-io-uring
     --disable-werror --disable-install-blobs --disable-fdt --disable-download
+    --without-default-devices --with-devices-x86_64=intellicache
+    --disable-dbus-display --audio-drv-list=
     $extra_configure)
 configure_stamp="$bld/.intellicache-configure"
 if [ ! -f "$bld/build.ninja" ] ||
