@@ -16,19 +16,28 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+start=$SECONDS
 scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+echo "=== build: $((SECONDS - start)) s"
 
 passed=0
 failed=0
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
+# Each suite's output is kept for counting; its wall time is printed after
+# it, and all of them again at the end, so a slow run shows where it went.
+times=
 suite() {
-    local name=$1
+    local name=$1 start rc
     shift
     echo "=== $name: $*"
+    start=$SECONDS
     "$@" 2>&1 | tee "$log/$name"
-    return "${PIPESTATUS[0]}"
+    rc=${PIPESTATUS[0]}
+    echo "=== $name: $((SECONDS - start)) s"
+    times="$times $name=$((SECONDS - start))s"
+    return "$rc"
 }
 
 # A meson test suite: meson prints "Ok: N" and "Fail: N".
@@ -107,5 +116,6 @@ else
     failed=$((failed + 1))
 fi
 
+echo "=== times:$times"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
