@@ -72,6 +72,8 @@
 
 #include "intellicache-core.h"
 
+#include "ic_base_health.hpp"
+#include "ic_check.hpp"
 #include "ic_core.hpp"
 #include "ic_fingerprint.hpp"
 #include "ic_geometry.hpp"
@@ -80,13 +82,20 @@
 #include "ic_open_decision.hpp"
 #include "ic_options.hpp"
 
+#include <array>
 #include <new>
+#include <optional>
 #include <span>
 #include <utility>
 
-/* The opaque handle of the C API. */
+/* The opaque handles of the C API. */
 struct IcCore {
     std::unique_ptr<intellicache::Core> core;
+};
+
+struct IcHealth {
+    intellicache::BaseHealth health;
+    std::array<uint64_t, IC_HEALTH_COUNTERS> counters{};
 };
 
 namespace {
@@ -358,4 +367,87 @@ uint64_t ic_core_present_run(const IcCore *core, uint64_t offset,
         *present = run.present;
         return run.bytes;
     });
+}
+
+IcHealth *ic_health_new(IcBaseState initial) {
+    return no_throw([&]() -> IcHealth * {
+        auto *h = new (std::nothrow) IcHealth;
+        if (h != nullptr) {
+            h->health = intellicache::BaseHealth(initial);
+        }
+        return h;
+    });
+}
+
+void ic_health_free(IcHealth *h) {
+    delete h;
+}
+
+IcBaseState ic_health_state(const IcHealth *h) {
+    return h->health.state();
+}
+
+bool ic_health_note(IcHealth *h, IcBaseEvent ev, IcBaseState *old) {
+    if (old != nullptr) {
+        *old = h->health.state();
+    }
+    return h->health.note(ev);
+}
+
+bool ic_health_fails_fast(const IcHealth *h, uint64_t miss_timeout_ms) {
+    return h->health.fails_fast(miss_timeout_ms);
+}
+
+IcHealthTick ic_health_tick(const IcHealth *h, uint64_t now_ms,
+                            bool oldest_pending, uint64_t oldest_pending_ms,
+                            bool probe_running) {
+    std::optional<uint64_t> oldest;
+    if (oldest_pending) {
+        oldest = oldest_pending_ms;
+    }
+    return h->health.tick(now_ms, oldest, probe_running);
+}
+
+bool ic_health_timer_needed(const IcHealth *h, bool reads_pending) {
+    return intellicache::BaseHealth::timer_needed(h->health.state(),
+                                                  reads_pending);
+}
+
+void ic_health_count(IcHealth *h, IcHealthCounter c) {
+    IC_CHECK(c >= 0 && c < IC_HEALTH_COUNTERS, "unknown health counter %d",
+             static_cast<int>(c));
+    h->counters.at(c)++;
+}
+
+uint64_t ic_health_counter(const IcHealth *h, IcHealthCounter c) {
+    IC_CHECK(c >= 0 && c < IC_HEALTH_COUNTERS, "unknown health counter %d",
+             static_cast<int>(c));
+    return h->counters.at(c);
+}
+
+const char *ic_base_state_name(IcBaseState state) {
+    switch (state) {
+    case IC_BASE_UP:
+        return "up";
+    case IC_BASE_RETRYING:
+        return "retrying";
+    case IC_BASE_DOWN:
+        return "down";
+    }
+    return "unknown";
+}
+
+bool ic_base_error_transient(int err) {
+    return intellicache::RetryPolicy::transient(err);
+}
+
+bool ic_miss_retry(int err, unsigned attempt, uint64_t waited_ms,
+                   uint64_t timeout_ms, uint64_t *delay_ms) {
+    const auto delay = intellicache::RetryPolicy::delay_ms(
+        err, attempt, waited_ms, timeout_ms);
+    if (!delay) {
+        return false;
+    }
+    *delay_ms = *delay;
+    return true;
 }

@@ -79,6 +79,16 @@ bool Options::check(IcSettings &out, MessageBuffer &why) const {
         }
         out.read_ahead = opts_.read_ahead;
     }
+
+    out.miss_timeout_ms = IC_DEFAULT_MISS_TIMEOUT * UINT64_C(1000);
+    if (opts_.has_miss_timeout) {
+        if (opts_.miss_timeout > IC_MAX_MISS_TIMEOUT) {
+            why.set("miss-timeout must be from 0 to %u seconds, not %" PRIu64,
+                    IC_MAX_MISS_TIMEOUT, opts_.miss_timeout);
+            return false;
+        }
+        out.miss_timeout_ms = opts_.miss_timeout * 1000;
+    }
     return true;
 }
 

@@ -72,6 +72,10 @@ extern "C" {
  */
 #define IC_MAX_FETCH_MEMORY (UINT64_C(1) << 30)
 
+/* miss-timeout (seconds): the default and the largest accepted. */
+#define IC_DEFAULT_MISS_TIMEOUT 20u
+#define IC_MAX_MISS_TIMEOUT 3600u
+
 /* ---- Fixed limits of the pipeline ---- */
 /*
  * Writes into the cache in flight at once: the number of store writers.
@@ -176,6 +180,8 @@ typedef struct IcOptions {
     uint64_t max_fetch;
     bool has_read_ahead;
     uint64_t read_ahead;
+    bool has_miss_timeout;
+    uint64_t miss_timeout; /* seconds */
 } IcOptions;
 
 /* The options in effect, every default applied. */
@@ -184,6 +190,7 @@ typedef struct IcSettings {
     uint32_t max_inflight;
     uint64_t max_fetch;
     uint64_t read_ahead;
+    uint64_t miss_timeout_ms; /* 0: misses neither wait nor retry */
 } IcSettings;
 
 /*
@@ -563,6 +570,116 @@ bool ic_core_buf_give(IcCore *core, void *buf, uint64_t bytes);
  * free, or NULL when there is none or the node is busy.
  */
 void *ic_core_buf_reclaim(IcCore *core);
+
+/* ---- Health of the base ---- */
+
+/* Retries of a miss: the first delay, doubling up to the largest. */
+#define IC_RETRY_FIRST_MS 100u
+#define IC_RETRY_MAX_MS 1000u
+/* A base read pending this long makes the base RETRYING. */
+#define IC_BASE_SLOW_MS 2000u
+/* How often the health timer runs while it is needed (see below). */
+#define IC_HEALTH_TICK_MS 250u
+/* While the base is DOWN, it is probed this often. */
+#define IC_PROBE_INTERVAL_MS 1000u
+
+typedef enum IcBaseState {
+    IC_BASE_UP,       /* the last base read that ended succeeded */
+    IC_BASE_RETRYING, /* a base read failed with an error that may pass,
+                         or is slow: misses are retried until their
+                         miss-timeout */
+    IC_BASE_DOWN,     /* a miss waited its whole miss-timeout: new misses
+                         fail at once, a probe looks for the base */
+} IcBaseState;
+
+typedef enum IcBaseEvent {
+    IC_BASE_READ_OK,     /* a base read (fetch or probe) succeeded */
+    IC_BASE_READ_FAILED, /* a base read failed with an error that may pass
+                            (ic_base_error_transient()) */
+    IC_BASE_READ_SLOW,   /* a base read has been pending IC_BASE_SLOW_MS */
+    IC_BASE_GAVE_UP,     /* a miss waited miss-timeout and was failed */
+    IC_BASE_DETACHED,    /* the node has no base */
+} IcBaseEvent;
+
+/* Counters of what the node did about the base's health. */
+typedef enum IcHealthCounter {
+    IC_HEALTH_RETRIES,       /* base reads of misses tried again */
+    IC_HEALTH_MISS_TIMEOUTS, /* misses failed at their miss-timeout */
+    IC_HEALTH_FAST_FAILS,    /* misses failed at once while DOWN */
+    IC_HEALTH_PROBES,        /* probe reads of a DOWN base */
+    IC_HEALTH_LATE_READS,    /* base reads that answered after every
+                                reader waiting for them gave up */
+    IC_HEALTH_COUNTERS,
+} IcHealthCounter;
+
+/* What the health timer does (ic_health_tick()). */
+typedef struct IcHealthTick {
+    bool slow;  /* a read is slow: note IC_BASE_READ_SLOW */
+    bool probe; /* start a probe read of the base */
+} IcHealthTick;
+
+/*
+ * The base's health is kept apart from IcCore: it is about the base, not
+ * the cache file, and outlives a core replaced at activation.  Serialised
+ * by the same lock as the core.
+ */
+typedef struct IcHealth IcHealth;
+
+/* A new health in @initial state (NULL only if out of memory). */
+IcHealth *ic_health_new(IcBaseState initial);
+void ic_health_free(IcHealth *h);
+IcBaseState ic_health_state(const IcHealth *h);
+
+/*
+ * Apply @ev.  Any success makes the base UP; a failure or a slow read
+ * makes an UP base RETRYING; a miss that gave up, or no base, makes it
+ * DOWN.  Returns true if the state changed, with the state before in @old
+ * (may be NULL).
+ */
+bool ic_health_note(IcHealth *h, IcBaseEvent ev, IcBaseState *old);
+
+/*
+ * Whether a new miss fails at once (-EIO) instead of reading the base:
+ * while DOWN, with a miss-timeout of @miss_timeout_ms > 0.
+ */
+bool ic_health_fails_fast(const IcHealth *h, uint64_t miss_timeout_ms);
+
+/*
+ * The health timer fired at @now_ms (a monotonic clock).  @oldest_pending:
+ * whether a base read is pending, and since when (@oldest_pending_ms).
+ * Says whether that read is slow (older than IC_BASE_SLOW_MS: the glue
+ * notes IC_BASE_READ_SLOW), and asks for a probe while DOWN with no base
+ * read pending and @probe_running false.  The glue keeps the timer armed,
+ * every IC_HEALTH_TICK_MS, while ic_health_timer_needed().
+ */
+IcHealthTick ic_health_tick(const IcHealth *h, uint64_t now_ms,
+                            bool oldest_pending, uint64_t oldest_pending_ms,
+                            bool probe_running);
+bool ic_health_timer_needed(const IcHealth *h, bool reads_pending);
+
+void ic_health_count(IcHealth *h, IcHealthCounter c);
+uint64_t ic_health_counter(const IcHealth *h, IcHealthCounter c);
+
+/* Names for messages and QAPI: "up", "retrying", "down". */
+const char *ic_base_state_name(IcBaseState state);
+
+/*
+ * Whether a base read's error may pass: a lost or refused connection, a
+ * timeout, EIO (what network block drivers report for all of these), or
+ * no memory for the fetch.  @err is a positive errno.
+ */
+bool ic_base_error_transient(int err);
+
+/*
+ * A miss's base read failed with @err (positive errno) on try @attempt
+ * (from 1), @waited_ms after the miss began; the miss may wait
+ * @timeout_ms in all.  Returns true with the delay before the next try in
+ * @delay_ms (100 ms, doubling up to IC_RETRY_MAX_MS, the last one ending
+ * at the deadline), or false: fail the miss now (an error that cannot
+ * pass, a timeout of 0, or the deadline reached).
+ */
+bool ic_miss_retry(int err, unsigned attempt, uint64_t waited_ms,
+                   uint64_t timeout_ms, uint64_t *delay_ms);
 
 /* ---- Statistics ---- */
 

@@ -63,6 +63,27 @@ IcOptions ahead(uint64_t v) {
     return o;
 }
 
+IcOptions miss_timeout(uint64_t v) {
+    IcOptions o{};
+    o.has_miss_timeout = true;
+    o.miss_timeout = v;
+    return o;
+}
+
+TEST(Options, MissTimeoutRangeAndDefault) {
+    EXPECT_EQ(check(IcOptions{}).set.miss_timeout_ms,
+              IC_DEFAULT_MISS_TIMEOUT * 1000ULL);
+    EXPECT_EQ(check(miss_timeout(0)).set.miss_timeout_ms, 0U)
+        << "0: misses fail at once";
+    EXPECT_EQ(check(miss_timeout(60)).set.miss_timeout_ms, 60000U);
+    EXPECT_EQ(check(miss_timeout(3600)).set.miss_timeout_ms, 3600000U);
+    EXPECT_EQ(check(miss_timeout(3601)).why,
+              "miss-timeout must be from 0 to 3600 seconds, not 3601");
+    EXPECT_FALSE(check(miss_timeout(UINT64_MAX)).ok) << "no overflow";
+    /* resolve() keeps it. */
+    EXPECT_EQ(resolve(miss_timeout(7), 4096).set.miss_timeout_ms, 7000U);
+}
+
 TEST(Options, NothingGivenGivesTheDefaults) {
     const Result c = check(IcOptions{});
     ASSERT_TRUE(c.ok);
