@@ -5,6 +5,9 @@
  *                         activation (migration), drain, AioContext moves
  *   intellicache-file.c   the cache file: header check, fingerprint of the
  *                         base, formatting, loading the presence bitmap
+ *   intellicache-health.c the base's health: its events, the timer that
+ *                         spots slow reads, ends waits at their deadline
+ *                         and probes a base that is down
  *   intellicache-read.c   the read path: hits, fetches, read-ahead, block
  *                         status
  *   intellicache-store.c  storing fetched data and writing the metadata
@@ -26,6 +29,7 @@
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "block/block_int.h"
+#include "qapi/qapi-types-intellicache.h"
 #include "intellicache-core.h"
 
 #define IC_OPT_CLUSTER_SIZE "cluster-size"
@@ -33,14 +37,30 @@
 #define IC_OPT_MAX_FETCH "max-fetch"
 #define IC_OPT_BASE_FINGERPRINT "base-fingerprint"
 #define IC_OPT_READ_AHEAD "read-ahead"
+#define IC_OPT_MISS_TIMEOUT "miss-timeout"
 
 typedef struct BDRVIntellicacheState BDRVIntellicacheState;
 
 /*
+ * A read of the base that user reads wait for: a fetch, or a query of the
+ * base's block status.  It runs in a coroutine of its own, so that a
+ * waiter can stop at its deadline (miss-timeout) whatever the base does;
+ * the operation then ends whenever the base answers.  Protected by the
+ * node's lock.
+ */
+typedef struct IcBaseOp {
+    int ret;                    /* -EINPROGRESS until it ends */
+    CoQueue waiters;
+    unsigned waiting;           /* waiters in @waiters now */
+    bool abandoned;             /* a waiter stopped at its deadline */
+    int64_t start_ms;           /* QEMU_CLOCK_REALTIME; 0: not started */
+    QLIST_ENTRY(IcBaseOp) next; /* in the node's @base_ops until it ends */
+} IcBaseOp;
+
+/*
  * A read of the base for a run of missing clusters.  Reference-counted:
- * the coroutine that issues it, each reader that waits for it, and the
- * store queue each hold a reference.  @ret and @waiters are protected by
- * the node's lock; @offset, @bytes and @kind never change; @buf is set
+ * its coroutine, each reader that waits for it, and the store queue each
+ * hold a reference.  @offset, @bytes and @kind never change; @buf is set
  * before the base read starts and freed with the last reference.
  */
 typedef struct IcFetch {
@@ -50,10 +70,22 @@ typedef struct IcFetch {
     uint64_t offset;    /* base offset */
     uint64_t bytes;
     void *buf;          /* the fetched data, until the last reference */
-    int ret;            /* -EINPROGRESS until the base read completes */
     unsigned refcnt;    /* atomic */
-    CoQueue waiters;    /* readers waiting for the base read */
+    IcBaseOp op;        /* the base read; its result */
 } IcFetch;
+
+/*
+ * One user read, for its deadline: when it first waited for the base and
+ * how long it may (the miss-timeout when it began), and how it failed.
+ * Shared by the pieces of the read, which all run in its AioContext.
+ */
+typedef struct IcRead {
+    int64_t start_ns;       /* QEMU_CLOCK_REALTIME; 0: no wait yet */
+    uint64_t timeout_ms;    /* 0: no deadline */
+    bool timed_out;         /* a piece stopped waiting at the deadline */
+    bool failed_fast;       /* it missed while the base was down */
+    bool read_ahead_failed; /* a piece's read-ahead fetch failed */
+} IcRead;
 
 struct BDRVIntellicacheState {
     /* Set by open, unchanged until close. */
@@ -80,6 +112,12 @@ struct BDRVIntellicacheState {
     bool reloading;             /* activation is replacing @core */
     CoQueue reload_queue;       /* reads waiting for the new @core */
     CoQueue idle_queue;         /* activation waiting for fetches to end */
+    IcHealth *health;           /* whether the base answers */
+    /* Base reads not ended, for the health timer. */
+    QLIST_HEAD(, IcBaseOp) base_ops;
+    bool status_query;          /* a block status query of the base runs */
+    bool health_armed;          /* @health_timer is armed */
+    bool probe_running;         /* a probe of a down base is reading */
     bool store_bh_scheduled;    /* ic_store_bh() will start writers */
     bool sync_scheduled;        /* @sync_timer is armed */
     bool sync_error_reported;   /* a failed sync was reported once */
@@ -92,6 +130,12 @@ struct BDRVIntellicacheState {
      */
     QEMUTimer *sync_timer;
     CoMutex sync_lock;          /* one sync at a time */
+
+    /*
+     * The node's home AioContext: the health timer (intellicache-health.c),
+     * on QEMU_CLOCK_REALTIME: the deadlines of guest reads are wall time.
+     */
+    QEMUTimer *health_timer;
 };
 
 /* intellicache.c */
@@ -102,6 +146,20 @@ int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
                                IcSettings *settings, IcCore **core,
                                Error **errp);
 void ic_core_release(IcCore *core);
+
+/* intellicache-health.c */
+void ic_health_timer_new(BlockDriverState *bs, AioContext *ctx);
+void ic_health_timer_free(BlockDriverState *bs);
+void ic_health_arm_locked(BlockDriverState *bs);
+void ic_health_disarm(BlockDriverState *bs);
+void G_GNUC_PRINTF(3, 4)
+ic_health_note_locked(BlockDriverState *bs, IcBaseEvent ev,
+                      const char *fmt, ...);
+IntellicacheBaseState ic_qapi_base_state(IcBaseState state);
+void ic_base_op_init_locked(BlockDriverState *bs, IcBaseOp *op);
+void ic_base_op_end_locked(IcBaseOp *op, int ret);
+int coroutine_fn ic_co_base_op_wait(BDRVIntellicacheState *s, IcBaseOp *op,
+                                    int64_t deadline_ns, bool *timed_out);
 
 /* intellicache-read.c */
 int coroutine_fn GRAPH_RDLOCK

@@ -7,6 +7,14 @@
  * fetch completes; storing it (intellicache-store.c) happens behind the
  * reply.  Sequential readers get read-ahead in the background.
  *
+ * Every fetch runs in a coroutine of its own and its readers wait for it,
+ * so that a reader can give up at its deadline (miss-timeout) even when
+ * the base never answers; the fetch then ends whenever the base does, and
+ * its data, which is the base's, is stored like any other.  A miss whose
+ * fetch failed with an error that may pass is read again with backoff
+ * until its deadline (ic_co_preadv_part()); while the base is down, new
+ * misses fail at once (intellicache-health.c).
+ *
  * Copyright (c) 2026 The intellicache authors
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -20,6 +28,9 @@
 
 /* Retries of a read whose joined read-ahead fetch failed. */
 #define IC_READ_AHEAD_RETRIES 2
+
+/* ic_co_plan(): the node is bypassed, read the base. */
+#define IC_PLAN_BYPASS 0
 
 /* Allocate the buffer of fetch @f: a pooled one if the core has one. */
 static void *ic_buf_get(BlockDriverState *bs, IcFetch *f)
@@ -43,9 +54,14 @@ static void ic_buf_reclaim_locked(BDRVIntellicacheState *s)
     }
 }
 
-static IcFetch *ic_fetch_new(BDRVIntellicacheState *s, const IcSegment *seg,
-                             IcFetchKind kind)
+/*
+ * A new fetch, planned by the core, with one reference: its coroutine's.
+ * Called with @lock.
+ */
+static IcFetch *ic_fetch_new_locked(BlockDriverState *bs, const IcSegment *seg,
+                                    IcFetchKind kind)
 {
+    BDRVIntellicacheState *s = bs->opaque;
     IcFetch *f = g_new0(IcFetch, 1);
 
     f->s = s;
@@ -53,9 +69,8 @@ static IcFetch *ic_fetch_new(BDRVIntellicacheState *s, const IcSegment *seg,
     f->kind = kind;
     f->offset = seg->fetch_offset;
     f->bytes = seg->fetch_bytes;
-    f->ret = -EINPROGRESS;
     f->refcnt = 1;
-    qemu_co_queue_init(&f->waiters);
+    ic_base_op_init_locked(bs, &f->op);
     ic_core_fetch_set_opaque(s->core, f->id, f);
     return f;
 }
@@ -77,25 +92,65 @@ void ic_fetch_unref(IcFetch *f)
 }
 
 /*
- * Read the base for fetch @f.  A demand fetch first waits for a slot; a
- * read-ahead fetch got its slot when it was planned.  Waiters get the data
- * as soon as it arrives; storing it into the cache is queued behind them.
+ * The base read of @f ended with @ret: tell its readers, the core and the
+ * base's health.  Returns true if its data is to be stored (the caller
+ * then owns one more reference).  Called with @lock.
  */
-static int coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
-                                                 IcFetch *f)
+static bool ic_fetch_end_locked(BlockDriverState *bs, IcFetch *f, int ret)
 {
     BDRVIntellicacheState *s = bs->opaque;
     bool store;
+
+    ic_core_fetch_done(s->core, f->id, ret == 0);
+    ic_base_op_end_locked(&f->op, ret);
+    if (ret == 0) {
+        if (f->op.abandoned && !f->op.waiting) {
+            ic_health_count(s->health, IC_HEALTH_LATE_READS);
+        }
+        ic_health_note_locked(bs, IC_BASE_READ_OK,
+                              "a read of the base succeeded");
+    } else if (ret != -ENOMEM && ic_base_error_transient(-ret)) {
+        ic_health_note_locked(bs, IC_BASE_READ_FAILED,
+                              "a read of the base failed: %s",
+                              strerror(-ret));
+    }
+    store = ret == 0 && ic_core_store_admit(s->core, f->id);
+    if (store) {
+        qatomic_inc(&f->refcnt);
+    }
+    ic_fetch_left_locked(s);
+    return store;
+}
+
+/*
+ * Read the base for fetch @f.  A demand fetch first waits for a slot; a
+ * read-ahead fetch got its slot when it was planned.  A demand fetch whose
+ * readers all gave up while it waited for a slot, with the base down, does
+ * not read it: nobody wants the data, and the base is not answering.
+ * Waiters get the data as soon as it arrives; storing it into the cache is
+ * queued behind them.
+ */
+static void coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
+                                                  IcFetch *f)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    bool store, skip = false;
     int ret;
 
-    if (f->kind == IC_FETCH_DEMAND) {
-        QEMU_LOCK_GUARD(&s->lock);
-        while (!ic_core_slot_take(s->core, IC_FETCH_DEMAND)) {
-            qemu_co_queue_wait(&s->slot_queue, &s->lock);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (f->kind == IC_FETCH_DEMAND) {
+            while (!ic_core_slot_take(s->core, IC_FETCH_DEMAND)) {
+                qemu_co_queue_wait(&s->slot_queue, &s->lock);
+            }
         }
+        skip = f->op.abandoned && !f->op.waiting &&
+               ic_health_state(s->health) == IC_BASE_DOWN;
+        f->op.start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     }
-    f->buf = ic_buf_get(bs, f);
-    if (f->buf) {
+    f->buf = skip ? NULL : ic_buf_get(bs, f);
+    if (skip) {
+        ret = -EIO;
+    } else if (f->buf) {
         ret = bdrv_co_pread(bs->file, f->offset, f->bytes, f->buf, 0);
     } else {
         ret = -ENOMEM;
@@ -105,22 +160,15 @@ static int coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
         if (ic_core_slot_put(s->core)) {
             qemu_co_queue_next(&s->slot_queue);
         }
-        ic_core_fetch_done(s->core, f->id, ret == 0);
-        f->ret = ret;
-        qemu_co_queue_restart_all(&f->waiters);
-        store = ret == 0 && ic_core_store_admit(s->core, f->id);
-        if (store) {
-            qatomic_inc(&f->refcnt);
-        }
-        ic_fetch_left_locked(s);
+        store = ic_fetch_end_locked(bs, f, ret);
     }
     if (store) {
         ic_store_fetched(bs, f);
     }
-    return ret;
 }
 
-static void coroutine_fn ic_read_ahead_entry(void *opaque)
+/* The coroutine of a fetch, demand or read-ahead. */
+static void coroutine_fn ic_fetch_entry(void *opaque)
 {
     IcFetch *f = opaque;
     BlockDriverState *bs = f->s->bs;
@@ -130,6 +178,18 @@ static void coroutine_fn ic_read_ahead_entry(void *opaque)
     bdrv_graph_co_rdunlock();
     ic_fetch_unref(f);
     bdrv_dec_in_flight(bs);
+}
+
+/* When read @rd stops waiting for the base: 0 for never. */
+static int64_t ic_read_deadline(IcRead *rd)
+{
+    if (!rd->timeout_ms) {
+        return 0;
+    }
+    if (!rd->start_ns) {
+        rd->start_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    }
+    return rd->start_ns + rd->timeout_ms * SCALE_MS;
 }
 
 /*
@@ -155,10 +215,10 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
             seg.bytes = end - offset;
         }
         if (seg.kind == IC_SEG_FETCH) {
-            IcFetch *f = ic_fetch_new(s, &seg, IC_FETCH_READ_AHEAD);
+            IcFetch *f = ic_fetch_new_locked(bs, &seg, IC_FETCH_READ_AHEAD);
 
             bdrv_inc_in_flight(bs);
-            cos[n++] = qemu_coroutine_create(ic_read_ahead_entry, f);
+            cos[n++] = qemu_coroutine_create(ic_fetch_entry, f);
         } else if (ic_core_slot_put(s->core)) {
             qemu_co_queue_next(&s->slot_queue);
         }
@@ -167,21 +227,15 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
     return n;
 }
 
-static int coroutine_fn GRAPH_RDLOCK
-ic_co_read_range(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
-                 QEMUIOVector *qiov, size_t qiov_offset, bool may_read_ahead,
-                 int retries);
-
 /* Serve one planned segment of a read into @qiov at @qiov_offset. */
 static int coroutine_fn GRAPH_RDLOCK
-ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
-                   QEMUIOVector *qiov, size_t qiov_offset, int retries)
+ic_co_read_segment(BlockDriverState *bs, IcRead *rd, const IcSegment *seg,
+                   IcFetch *fetch, QEMUIOVector *qiov, size_t qiov_offset)
 {
     BDRVIntellicacheState *s = bs->opaque;
     int ret;
 
-    switch (seg->kind) {
-    case IC_SEG_HIT:
+    if (seg->kind == IC_SEG_HIT) {
         ret = bdrv_co_preadv_part(s->cache, seg->cache_offset, seg->bytes,
                                   qiov, qiov_offset, 0);
         if (ret < 0) {
@@ -191,34 +245,22 @@ ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
                                       qiov, qiov_offset, 0);
         }
         return ret;
-    case IC_SEG_FETCH:
-        ret = ic_co_fetch(bs, fetch);
-        break;
-    case IC_SEG_WAIT:
-        WITH_QEMU_LOCK_GUARD(&s->lock) {
-            while (fetch->ret == -EINPROGRESS) {
-                qemu_co_queue_wait(&fetch->waiters, &s->lock);
-            }
-            ret = fetch->ret;
-        }
-        if (ret < 0 && fetch->kind == IC_FETCH_READ_AHEAD && retries > 0) {
-            /*
-             * Read-ahead that failed (even for lack of a buffer) is not
-             * this reader's failure: read the range as a miss of its own.
-             */
-            ic_fetch_unref(fetch);
-            return ic_co_read_range(bs, seg->offset, seg->bytes, qiov,
-                                    qiov_offset, false, retries - 1);
-        }
-        break;
-    default:
-        g_assert_not_reached();
     }
+
+    /* A new fetch (its coroutine is started) or one already in flight. */
+    ret = ic_co_base_op_wait(s, &fetch->op, ic_read_deadline(rd),
+                             &rd->timed_out);
     if (ret == 0) {
         const uint8_t *data = fetch->buf;
 
         qemu_iovec_from_buf(qiov, qiov_offset,
                             data + (seg->offset - fetch->offset), seg->bytes);
+    } else if (fetch->kind == IC_FETCH_READ_AHEAD && !rd->timed_out) {
+        /*
+         * Read-ahead that failed (even for lack of a buffer) is not this
+         * reader's failure: ic_co_preadv_part() reads it again at once.
+         */
+        rd->read_ahead_failed = true;
     }
     ic_fetch_unref(fetch);
     return ret;
@@ -227,11 +269,11 @@ ic_co_read_segment(BlockDriverState *bs, const IcSegment *seg, IcFetch *fetch,
 typedef struct IcReadTask {
     AioTask task;
     BlockDriverState *bs;
+    IcRead *rd;
     IcSegment seg;
     IcFetch *fetch;
     QEMUIOVector *qiov;
     size_t qiov_offset;
-    int retries;
 } IcReadTask;
 
 static int coroutine_fn ic_read_task_entry(AioTask *task)
@@ -239,96 +281,139 @@ static int coroutine_fn ic_read_task_entry(AioTask *task)
     IcReadTask *t = container_of(task, IcReadTask, task);
 
     GRAPH_RDLOCK_GUARD();
-    return ic_co_read_segment(t->bs, &t->seg, t->fetch, t->qiov,
-                              t->qiov_offset, t->retries);
+    return ic_co_read_segment(t->bs, t->rd, &t->seg, t->fetch, t->qiov,
+                              t->qiov_offset);
+}
+
+/* Whether [offset, offset + bytes) is all in the cache.  With @lock. */
+static bool ic_range_cached_locked(BDRVIntellicacheState *s, uint64_t offset,
+                                   uint64_t bytes)
+{
+    while (bytes > 0) {
+        bool present;
+        uint64_t run = ic_core_present_run(s->core, offset, bytes, &present);
+
+        if (!run || !present) {
+            return false;
+        }
+        offset += run;
+        bytes -= run;
+    }
+    return true;
 }
 
 /*
  * Plan the next piece of [offset, offset + bytes): up to IC_PLAN_SEGMENTS
  * segments, with fetch objects attached to the new fetches before anything
  * yields, so that a read planned meanwhile finds them when it waits on
- * them.  Returns the number of segments, 0 if the cache is bypassed.
+ * them, and their coroutines started.  Returns the number of segments,
+ * IC_PLAN_BYPASS if the cache is bypassed, or -EIO if the read misses
+ * while the base is down and @first (a read already waiting for the base
+ * goes on until its own deadline).
  */
-static size_t coroutine_fn
-ic_co_plan(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
-           bool read_ahead, IcSegment *segs, IcFetch **fetches)
+static int coroutine_fn
+ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
+           bool read_ahead, bool first, IcSegment *segs, IcFetch **fetches)
 {
     BDRVIntellicacheState *s = bs->opaque;
-    Coroutine *ra[IC_PLAN_SEGMENTS];
+    Coroutine *cos[2 * IC_PLAN_SEGMENTS];
     uint64_t ra_offset, ra_bytes;
-    size_t n, n_ra = 0;
+    size_t n, n_cos = 0;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         while (s->reloading) {
             qemu_co_queue_wait(&s->reload_queue, &s->lock);
         }
         if (ic_core_cache_state(s->core) == IC_CACHE_BYPASSED) {
-            return 0;
+            return IC_PLAN_BYPASS;
         }
+        if (first && ic_health_fails_fast(s->health, rd->timeout_ms) &&
+            !ic_range_cached_locked(s, offset, bytes)) {
+            ic_health_count(s->health, IC_HEALTH_FAST_FAILS);
+            rd->failed_fast = true;
+            return -EIO;
+        }
+        /* A base that is not up gets no reads that nobody asked for. */
         read_ahead = read_ahead &&
+            ic_health_state(s->health) == IC_BASE_UP &&
             ic_core_note_read(s->core, offset, bytes, &ra_offset, &ra_bytes);
         n = ic_core_plan(s->core, offset, bytes, segs, IC_PLAN_SEGMENTS);
         assert(n > 0);
         for (size_t i = 0; i < n; i++) {
             fetches[i] = NULL;
             if (segs[i].kind == IC_SEG_FETCH) {
-                fetches[i] = ic_fetch_new(s, &segs[i], IC_FETCH_DEMAND);
+                fetches[i] = ic_fetch_new_locked(bs, &segs[i],
+                                                 IC_FETCH_DEMAND);
+                bdrv_inc_in_flight(bs);
+                cos[n_cos++] = qemu_coroutine_create(ic_fetch_entry,
+                                                     fetches[i]);
             } else if (segs[i].kind == IC_SEG_WAIT) {
                 fetches[i] = segs[i].opaque;
-                qatomic_inc(&fetches[i]->refcnt);
+            }
+            if (fetches[i]) {
+                qatomic_inc(&fetches[i]->refcnt); /* the reader's */
             }
         }
         if (read_ahead) {
-            n_ra = ic_plan_read_ahead_locked(bs, ra_offset, ra_bytes, ra,
-                                             ARRAY_SIZE(ra));
+            n_cos += ic_plan_read_ahead_locked(bs, ra_offset, ra_bytes,
+                                               cos + n_cos,
+                                               ARRAY_SIZE(cos) - n_cos);
         }
     }
-    for (size_t i = 0; i < n_ra; i++) {
-        aio_co_enter(qemu_get_current_aio_context(), ra[i]);
+    for (size_t i = 0; i < n_cos; i++) {
+        aio_co_enter(qemu_get_current_aio_context(), cos[i]);
     }
     return n;
 }
 
+/*
+ * Read [offset, offset + bytes) once: plan it piece by piece and serve
+ * each piece.  The first error ends it; ic_co_preadv_part() decides
+ * whether to read again.
+ */
 static int coroutine_fn GRAPH_RDLOCK
-ic_co_read_range(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
-                 QEMUIOVector *qiov, size_t qiov_offset, bool may_read_ahead,
-                 int retries)
+ic_co_read_range(BlockDriverState *bs, IcRead *rd, uint64_t offset,
+                 uint64_t bytes, QEMUIOVector *qiov, size_t qiov_offset,
+                 bool may_read_ahead, bool first)
 {
     IcSegment segs[IC_PLAN_SEGMENTS];
     IcFetch *fetches[IC_PLAN_SEGMENTS];
     int ret = 0;
 
     while (bytes > 0 && ret == 0) {
-        size_t n = ic_co_plan(bs, offset, bytes, may_read_ahead, segs,
-                              fetches);
+        int n = ic_co_plan(bs, rd, offset, bytes, may_read_ahead, first, segs,
+                           fetches);
         uint64_t planned = 0;
 
         may_read_ahead = false;
-        if (n == 0) {
+        if (n < 0) {
+            return n;
+        }
+        if (n == IC_PLAN_BYPASS) {
             /* Bypassed: the cache file is not to be trusted any more. */
             return bdrv_co_preadv_part(bs->file, offset, bytes, qiov,
                                        qiov_offset, 0);
         }
-        for (size_t i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) {
             planned += segs[i].bytes;
         }
         if (n == 1) {
-            ret = ic_co_read_segment(bs, &segs[0], fetches[0], qiov,
-                                     qiov_offset, retries);
+            ret = ic_co_read_segment(bs, rd, &segs[0], fetches[0], qiov,
+                                     qiov_offset);
         } else {
             AioTaskPool *pool = aio_task_pool_new(n);
 
-            for (size_t i = 0; i < n; i++) {
+            for (int i = 0; i < n; i++) {
                 IcReadTask *t = g_new(IcReadTask, 1);
 
                 *t = (IcReadTask) {
                     .task.func = ic_read_task_entry,
                     .bs = bs,
+                    .rd = rd,
                     .seg = segs[i],
                     .fetch = fetches[i],
                     .qiov = qiov,
                     .qiov_offset = qiov_offset + (segs[i].offset - offset),
-                    .retries = retries,
                 };
                 aio_task_pool_start_task(pool, &t->task);
             }
@@ -343,20 +428,205 @@ ic_co_read_range(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
     return ret;
 }
 
+/* A read waited its whole miss-timeout: the base is down. */
+static int ic_read_gave_up(BlockDriverState *bs, const IcRead *rd)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ic_health_count(s->health, IC_HEALTH_MISS_TIMEOUTS);
+        ic_health_note_locked(bs, IC_BASE_GAVE_UP,
+                              "a read waited %" PRIu64 " ms (miss-timeout) "
+                              "for the base", rd->timeout_ms);
+    }
+    return -EIO;
+}
+
+/*
+ * A read is served in one pass unless a fetch fails.  It then goes again,
+ * whole (what is cached by then is read from the cache): at once if only
+ * a read-ahead fetch it joined failed, after the core's backoff if the
+ * error may pass and its miss-timeout is not over.  At the deadline it
+ * fails with EIO.
+ */
 int coroutine_fn GRAPH_RDLOCK
 ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
                   QEMUIOVector *qiov, size_t qiov_offset,
                   BdrvRequestFlags flags)
 {
-    return ic_co_read_range(bs, offset, bytes, qiov, qiov_offset, true,
-                            IC_READ_AHEAD_RETRIES);
+    BDRVIntellicacheState *s = bs->opaque;
+    IcRead rd = { .timeout_ms = s->settings.miss_timeout_ms };
+    int ra_retries = IC_READ_AHEAD_RETRIES;
+    bool may_read_ahead = true;
+    uint64_t delay_ms;
+
+    for (unsigned attempt = 1;; attempt++) {
+        uint64_t waited_ms = 0;
+        int ret;
+
+        rd.read_ahead_failed = false;
+        ret = ic_co_read_range(bs, &rd, offset, bytes, qiov, qiov_offset,
+                               may_read_ahead, attempt == 1);
+        may_read_ahead = false;
+        if (ret >= 0 || rd.failed_fast) {
+            return ret;
+        }
+        if (rd.timed_out) {
+            return ic_read_gave_up(bs, &rd);
+        }
+        if (rd.read_ahead_failed && ra_retries-- > 0) {
+            attempt--;
+            continue;
+        }
+        if (rd.start_ns) {
+            waited_ms = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
+                         rd.start_ns) / SCALE_MS;
+        }
+        if (!ic_miss_retry(-ret, attempt, waited_ms, rd.timeout_ms,
+                           &delay_ms)) {
+            if (rd.timeout_ms && ic_base_error_transient(-ret)) {
+                return ic_read_gave_up(bs, &rd);
+            }
+            return ret;
+        }
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            ic_health_count(s->health, IC_HEALTH_RETRIES);
+        }
+        qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, delay_ms * SCALE_MS);
+    }
+}
+
+/* A query of the base's block status, for a range that is not cached. */
+typedef struct IcStatusQuery {
+    BlockDriverState *bs;
+    int64_t offset;
+    int64_t bytes;
+    int64_t pnum;           /* the answer: @op.ret flags, for this much */
+    int64_t map;
+    BlockDriverState *file;
+    unsigned refcnt;        /* atomic: the asker's and the coroutine's */
+    IcBaseOp op;
+} IcStatusQuery;
+
+static void ic_status_query_unref(IcStatusQuery *q)
+{
+    if (qatomic_fetch_dec(&q->refcnt) == 1) {
+        g_free(q);
+    }
+}
+
+static void coroutine_fn ic_status_query_entry(void *opaque)
+{
+    IcStatusQuery *q = opaque;
+    BlockDriverState *bs = q->bs;
+    BDRVIntellicacheState *s = bs->opaque;
+    int64_t pnum = 0, map = 0;
+    BlockDriverState *file = NULL;
+    int ret;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        q->op.start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    }
+    bdrv_graph_co_rdlock();
+    ret = bdrv_co_block_status(bs->file->bs, q->offset, q->bytes, &pnum,
+                               &map, &file);
+    bdrv_graph_co_rdunlock();
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        q->pnum = pnum;
+        q->map = map;
+        q->file = file;
+        s->status_query = false;
+        if (ret >= 0) {
+            ic_health_note_locked(bs, IC_BASE_READ_OK,
+                                  "a block status query of the base "
+                                  "succeeded");
+        } else if (ic_base_error_transient(-ret)) {
+            ic_health_note_locked(bs, IC_BASE_READ_FAILED,
+                                  "a block status query of the base "
+                                  "failed: %s", strerror(-ret));
+        }
+        ic_base_op_end_locked(&q->op, ret);
+    }
+    ic_status_query_unref(q);
+    bdrv_dec_in_flight(bs);
+}
+
+/*
+ * The block status of [offset, offset + bytes), which is not cached: what
+ * the base says (it knows about holes), if it says so in time.  Saying
+ * "data" is always correct, so the node says it at once when the base is
+ * not up or another query is pending (so stuck queries do not pile up),
+ * and when the base does not answer within IC_BASE_SLOW_MS or
+ * miss-timeout: an NBD export asks before each read, and the read that
+ * follows has the deadline that matters.  With miss-timeout 0, the base
+ * is asked and waited for, as before.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_base_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                  int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    uint64_t timeout_ms = s->settings.miss_timeout_ms;
+    bool timed_out = false;
+    IcStatusQuery *q;
+    Coroutine *co;
+    int ret;
+
+    if (!timeout_ms) {
+        *pnum = bytes;
+        *map = offset;
+        *file = bs->file->bs;
+        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (ic_health_state(s->health) != IC_BASE_UP || s->status_query) {
+            *pnum = bytes;
+            return BDRV_BLOCK_DATA;
+        }
+        s->status_query = true;
+        q = g_new0(IcStatusQuery, 1);
+        *q = (IcStatusQuery) {
+            .bs = bs,
+            .offset = offset,
+            .bytes = bytes,
+            .refcnt = 2,
+        };
+        ic_base_op_init_locked(bs, &q->op);
+    }
+    bdrv_inc_in_flight(bs);
+    co = qemu_coroutine_create(ic_status_query_entry, q);
+    aio_co_enter(qemu_get_current_aio_context(), co);
+
+    ret = ic_co_base_op_wait(s, &q->op,
+                             qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                             MIN(timeout_ms, IC_BASE_SLOW_MS) * SCALE_MS,
+                             &timed_out);
+    if (ret < 0 || q->pnum <= 0) {
+        /* No answer in time, or an error: data, for the whole range. */
+        *pnum = bytes;
+        ret = BDRV_BLOCK_DATA;
+    } else {
+        *pnum = MIN(q->pnum, bytes);
+        ret &= BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+        if (!(ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO))) {
+            /* Left to a backing file of the base: its data, for us. */
+            ret = BDRV_BLOCK_DATA;
+        } else if (ret & BDRV_BLOCK_OFFSET_VALID) {
+            *map = q->map;
+            *file = q->file;
+        }
+    }
+    ic_status_query_unref(q);
+    return ret;
 }
 
 /*
  * Cached clusters are data in the cache file, reported without asking the
  * base: an NBD export asks for the block status of every read, and on a
- * remote base each question would be a round trip.  Clusters not cached yet
- * pass the question through to the base, which knows about holes.
+ * remote base each question would be a round trip.  For clusters not
+ * cached yet the base is asked, since it knows about holes
+ * (ic_co_base_status()).
  */
 int coroutine_fn GRAPH_RDLOCK
 ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
@@ -384,12 +654,10 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
             *map = present ? ic_core_cache_offset(s->core, offset) : offset;
         }
     }
-    *pnum = run;
     if (present) {
+        *pnum = run;
         *file = s->cache->bs;
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     }
-    *map = offset;
-    *file = bs->file->bs;
-    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+    return ic_co_base_status(bs, offset, run, pnum, map, file);
 }

@@ -29,6 +29,8 @@ typedef struct IcSnapshot {
     IcGeometry geometry;
     IcStats stats;
     IcCacheState state;
+    IcBaseState base_state;
+    uint64_t health[IC_HEALTH_COUNTERS];
 } IcSnapshot;
 
 static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
@@ -41,6 +43,10 @@ static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
         snap->geometry = *ic_core_geometry(s->core);
         ic_core_get_stats(s->core, &snap->stats);
         snap->state = ic_core_cache_state(s->core);
+        snap->base_state = ic_health_state(s->health);
+        for (int i = 0; i < IC_HEALTH_COUNTERS; i++) {
+            snap->health[i] = ic_health_counter(s->health, i);
+        }
     }
     qemu_mutex_unlock(&s->lock);
     return ok;
@@ -118,6 +124,12 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .read_ahead_bytes = snap.stats.readahead_bytes,
             .inflight_fetches = snap.stats.inflight_fetches,
             .store_backlog_bytes = snap.stats.store_backlog,
+            .base_state = ic_qapi_base_state(snap.base_state),
+            .fetch_retries = snap.health[IC_HEALTH_RETRIES],
+            .miss_timeouts = snap.health[IC_HEALTH_MISS_TIMEOUTS],
+            .fast_failures = snap.health[IC_HEALTH_FAST_FAILS],
+            .probes = snap.health[IC_HEALTH_PROBES],
+            .late_fetches = snap.health[IC_HEALTH_LATE_READS],
         },
     };
     return stats;

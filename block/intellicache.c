@@ -51,6 +51,12 @@ static QemuOptsList ic_runtime_opts = {
             .help = "bytes to read ahead of sequential readers (0: none)",
         },
         {
+            .name = IC_OPT_MISS_TIMEOUT,
+            .type = QEMU_OPT_NUMBER,
+            .help = "seconds a read of uncached data may wait for the base "
+                    "(0: no retries, no limit)",
+        },
+        {
             .name = IC_OPT_BASE_FINGERPRINT,
             .type = QEMU_OPT_STRING,
             .help = "user-chosen identifier of the base's content",
@@ -84,6 +90,8 @@ static bool ic_absorb_opts(QDict *options, IcOptions *opts,
         .max_fetch = qemu_opt_get_size(qopts, IC_OPT_MAX_FETCH, 0),
         .has_read_ahead = qemu_opt_get(qopts, IC_OPT_READ_AHEAD),
         .read_ahead = qemu_opt_get_size(qopts, IC_OPT_READ_AHEAD, 0),
+        .has_miss_timeout = qemu_opt_get(qopts, IC_OPT_MISS_TIMEOUT),
+        .miss_timeout = qemu_opt_get_number(qopts, IC_OPT_MISS_TIMEOUT, 0),
     };
     if (!ic_options_check(opts, settings, why, sizeof(why))) {
         error_setg(errp, "%s", why);
@@ -174,6 +182,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     qemu_co_queue_init(&s->reload_queue);
     qemu_co_queue_init(&s->idle_queue);
     qemu_co_mutex_init(&s->sync_lock);
+    QLIST_INIT(&s->base_ops);
 
     if (ic_child_defined_inline(options, "file")) {
         qdict_set_default_str(options, "file." BDRV_OPT_READ_ONLY, "on");
@@ -203,14 +212,22 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     if (!ic_check_cache_node(bs, s->cache->bs, errp)) {
         return -EINVAL;
     }
+    s->health = ic_health_new(IC_BASE_UP);
+    if (!s->health) {
+        error_setg(errp, "Cannot allocate the base's health state");
+        return -ENOMEM;
+    }
     ret = ic_cache_open(bs, flags & BDRV_O_INACTIVE, &settings, &core, errp);
     if (ret < 0) {
+        ic_health_free(s->health);
+        s->health = NULL;
         return ret;
     }
     s->core = core;
     s->settings = settings;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
+    ic_health_timer_new(bs, bdrv_get_aio_context(bs));
     return 0;
 }
 
@@ -220,11 +237,15 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
 
     /* Drained by now: record what is still stored but unrecorded. */
     ic_sync_timer_free(bs);
+    ic_health_timer_free(bs);
     if (!(bs->open_flags & BDRV_O_INACTIVE)) {
         ic_sync_all(bs);
     }
     ic_core_release(s->core);
     s->core = NULL;
+    assert(QLIST_EMPTY(&s->base_ops) && !s->probe_running);
+    ic_health_free(s->health);
+    s->health = NULL;
     g_free(s->user_fingerprint);
     qemu_mutex_destroy(&s->lock);
 }
@@ -369,7 +390,10 @@ ic_check_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
     return 0;
 }
 
-/* Nothing is written while drained: the sync timer waits for drain end. */
+/*
+ * Nothing is written and no probe is issued while drained: the timers wait
+ * for drain end.
+ */
 static void ic_drain_begin(BlockDriverState *bs)
 {
     BDRVIntellicacheState *s = bs->opaque;
@@ -380,16 +404,23 @@ static void ic_drain_begin(BlockDriverState *bs)
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         s->sync_scheduled = false;
     }
+    ic_health_disarm(bs);
 }
 
 static void ic_drain_end(BlockDriverState *bs)
 {
+    BDRVIntellicacheState *s = bs->opaque;
+
     ic_sync_schedule(bs);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ic_health_arm_locked(bs);
+    }
 }
 
 static void ic_detach_aio_context(BlockDriverState *bs)
 {
     ic_sync_timer_free(bs);
+    ic_health_timer_free(bs);
 }
 
 static void ic_attach_aio_context(BlockDriverState *bs,
@@ -397,11 +428,13 @@ static void ic_attach_aio_context(BlockDriverState *bs,
 {
     ic_sync_timer_new(bs, new_context);
     ic_sync_schedule(bs);
+    ic_health_timer_new(bs, new_context);
 }
 
 /*
- * Reopen: the tunables (max-inflight, max-fetch, read-ahead) may change
- * and apply at commit; what defines the cache's content (cluster-size,
+ * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout)
+ * may change and apply at commit (reads in progress keep the miss-timeout
+ * they began with); what defines the cache's content (cluster-size,
  * base-fingerprint) may not.
  */
 static int GRAPH_UNLOCKED
@@ -467,6 +500,7 @@ static const char *const ic_mutable_opts[] = {
     IC_OPT_MAX_INFLIGHT,
     IC_OPT_MAX_FETCH,
     IC_OPT_READ_AHEAD,
+    IC_OPT_MISS_TIMEOUT,
     NULL
 };
 
