@@ -83,7 +83,10 @@ class NbdkitE2E(h.NbdkitFileTestCase):
                                filter_args={"error-pread": "EIO",
                                             "error-pread-rate": "100%",
                                             "error-pread-file": trigger})
-        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache())
+        # miss-timeout 0: each failed fetch reaches the client at once (with
+        # the default it would be retried for 20 s first).
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(),
+                              **{"miss-timeout": 0})
         trigger.touch()
         # Simple (not structured) NBD replies: QEMU's server answers a failed
         # read with an error reply, where with structured replies it drops
@@ -107,17 +110,47 @@ class NbdkitE2E(h.NbdkitFileTestCase):
         self.assertEqual(st["store-errors"], 0, st)
         self.stop_clean(d)
 
-    def test_errors_at_a_rate_fail_exactly_the_affected_reads(self):
-        """A base failing one read in five: each read gets either the base's
-        data or EIO, exactly the failed fetches are counted, nothing of them
-        is cached, and every other cluster is served."""
+    def flaky_base(self):
         trigger = self.dir / "fail-reads"
         nk = self.start_nbdkit("flaky", filters=["error"],
                                filter_args={"error-pread": "EIO",
                                             "error-pread-rate": "20%",
                                             "error-pread-file": trigger})
+        return nk, trigger
+
+    def test_flaky_base_is_retried(self):
+        """A base failing one read in five, with the default miss-timeout:
+        failed fetches are retried, so every read gets the base's data."""
+        nk, trigger = self.flaky_base()
         d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(),
                               **{"read-ahead": 0})
+        trigger.touch()
+        clusters = BASE_SIZE // 65536
+        c = h.NbdClient(d.socket, "ic0")
+        try:
+            with open(self.base_path, "rb") as f:
+                for i in random.Random(4).sample(range(clusters), 100):
+                    off = i * 65536 + 1000
+                    f.seek(off)
+                    self.assertEqual(c.pread(off, 3000), f.read(3000),
+                                     f"cluster {i}")
+        finally:
+            c.close()
+        st = d.stats()
+        self.assertGreater(st["fetch-errors"], 0, st)
+        self.assertEqual(st["fetch-retries"], st["fetch-errors"], st)
+        self.assertEqual(st["miss-timeouts"], 0, st)
+        trigger.unlink()
+        self.stop_clean(d)
+
+    def test_errors_at_a_rate_fail_exactly_the_affected_reads(self):
+        """A base failing one read in five, with miss-timeout 0 (no
+        retries): each read gets either the base's data or EIO, exactly the
+        failed fetches are counted, nothing of them is cached, and every
+        other cluster is served."""
+        nk, trigger = self.flaky_base()
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(),
+                              **{"read-ahead": 0, "miss-timeout": 0})
         trigger.touch()  # after the open, which samples the base
         clusters = BASE_SIZE // 65536
         failed, served = set(), set()
