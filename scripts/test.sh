@@ -103,7 +103,8 @@ summary_suite guest-asan env IC_QEMU_BUILD="$root/build-asan-qemu/build" \
     tests/guest/run.sh
 
 # bench: one test; the harness's figures are not checked here
-if suite bench python3 scripts/bench.py --smoke; then
+if suite bench python3 scripts/bench.py --smoke \
+        --baseline docs/benchmarks/results.json; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))

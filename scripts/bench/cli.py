@@ -99,6 +99,9 @@ def parse_args(argv=None):
     p.add_argument("--report-from", metavar="JSON",
                    help="only evaluate the targets and render the report again from a "
                    "results file (no runs)")
+    p.add_argument("--baseline", metavar="JSON",
+                   help="an earlier results.json: the report compares each target "
+                        "with it (before and after)")
     p.add_argument("--work-dir", help="where cache files and overlays go "
                                       "(default: the system's temporary directory)")
     args = p.parse_args(argv)
@@ -128,11 +131,26 @@ def output_dir(args):
     return PUBLISHED if args.publish else DEFAULT_OUTPUT
 
 
+def add_baseline(results, path):
+    """Keep what the report compares with from an earlier run: its commit,
+    date and targets (compared by name)."""
+    if not path:
+        return
+    old = json.loads(Path(path).read_text())
+    results["baseline"] = {
+        "git_commit": old["machine"]["git_commit"],
+        "started": old["started"],
+        "command": old["command"],
+        "targets": old["targets"],
+    }
+
+
 def report_from(args):
     results = json.loads(Path(args.report_from).read_text())
     # Targets are derived from the figures: evaluate them again, so
     # that a change to a target's wording or limit reaches the report.
     results["targets"] = evaluate_targets(results)
+    add_baseline(results, args.baseline)
     files = report.write(results, output_dir(args))
     log(f"bench: rendered {', '.join(str(f) for f in files)}")
     return 0
@@ -170,6 +188,7 @@ def main(argv=None):
         sys.exit("bench: less than 8 GiB free for cache files and overlays (see --work-dir)")
     log(f"bench: {args.mode} mode, parts {','.join(parts)}, output {out}")
     results = runner.run(Bench(args), parts, reproduce_command(args))
+    add_baseline(results, args.baseline)
     files = report.write(results, out)
     log("")
     for t in results["targets"]:

@@ -237,6 +237,8 @@ def render_rst(res, plots, rstdir):
         rows.append([t["name"], f"{t['measured']:.3f}", f"{t['op']} {t['target']:g}", state,
                      t["detail"] + (f" ({t['note']})" if t["note"] else "")])
     o.append(table(["target", "measured", "required", "result", "figures"], rows) + "\n")
+    if res.get("baseline"):
+        o.append(baseline_section(res))
     if res.get("skipped"):
         o.append("Skipped: " + "; ".join(res["skipped"]) + ".\n\n")
     if res.get("errors"):
@@ -467,6 +469,29 @@ def render_rst(res, plots, rstdir):
         for x in obs:
             o.append(f"- {x}\n")
         o.append("\n")
+    return "".join(o)
+
+
+def baseline_section(res):
+    """Each target measured now against the same target in an earlier run
+    (by name); targets only one of the runs has are listed as such."""
+    b = res["baseline"]
+    o = [heading("Before and after", "-")]
+    o.append(f"The same targets in the run of commit {b['git_commit']} "
+             f"({b['started']}, ``{b['command']}``), and now.  Ratios are measured "
+             "side by side within each run, so they compare across runs better than "
+             "absolute figures do.\n\n")
+    before = {t["name"]: t for t in b["targets"]}
+    rows = []
+    for t in res["targets"]:
+        old = before.pop(t["name"], None)
+        rows.append([t["name"],
+                     f"{old['measured']:.3f}" if old else "(not measured)",
+                     f"{t['measured']:.3f}", f"{t['op']} {t['target']:g}"])
+    for name, old in before.items():
+        rows.append([name, f"{old['measured']:.3f}", "(not measured)",
+                     f"{old['op']} {old['target']:g}"])
+    o.append(table(["target", "before", "after", "required"], rows) + "\n")
     return "".join(o)
 
 
