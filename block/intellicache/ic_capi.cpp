@@ -81,8 +81,11 @@
 #include "ic_meta_codec.hpp"
 #include "ic_open_decision.hpp"
 #include "ic_options.hpp"
+#include "ic_profile.hpp"
 
 #include <array>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 #include <optional>
 #include <span>
@@ -91,6 +94,10 @@
 /* The opaque handles of the C API. */
 struct IcCore {
     std::unique_ptr<intellicache::Core> core;
+};
+
+struct IcProfileRecorder {
+    intellicache::ProfileRecorder recorder;
 };
 
 struct IcHealth {
@@ -450,4 +457,74 @@ bool ic_miss_retry(int err, unsigned attempt, uint64_t waited_ms,
     }
     *delay_ms = *delay;
     return true;
+}
+
+size_t ic_profile_encoded_size(uint64_t count) {
+    return intellicache::ProfileCodec::encoded_size(count);
+}
+
+IcProfileStatus ic_profile_decode(const uint8_t *buf, size_t len,
+                                  const IcProfileHeader *expected,
+                                  IcProfileHeader *found,
+                                  IcProfileEntry **entries, char *why,
+                                  size_t why_len) {
+    return no_throw([&] {
+        intellicache::MessageBuffer msg(why, why_len);
+        std::vector<IcProfileEntry> list;
+        IcProfileHeader h{};
+        const IcProfileStatus st = intellicache::ProfileCodec::decode(
+            buf, len, expected, h, entries != nullptr ? &list : nullptr, msg);
+        if (found != nullptr) {
+            *found = h;
+        }
+        if (st == IC_PROFILE_OK && entries != nullptr) {
+            /* malloc, not new: the glue frees it with free()/g_free(). */
+            const std::size_t bytes =
+                std::max<std::size_t>(list.size(), 1) * sizeof(IcProfileEntry);
+            *entries = static_cast<IcProfileEntry *>(std::malloc(bytes));
+            if (*entries == nullptr) {
+                msg.set("cannot allocate %zu entries", list.size());
+                return IC_PROFILE_CORRUPT;
+            }
+            std::memcpy(*entries, list.data(),
+                        list.size() * sizeof(IcProfileEntry));
+        }
+        return st;
+    });
+}
+
+IcProfileRecorder *ic_profile_recorder_new(const IcGeometry *g,
+                                           const uint8_t *fingerprint,
+                                           uint64_t start_ms) {
+    try {
+        return new IcProfileRecorder{
+            intellicache::ProfileRecorder(*g, fingerprint, start_ms)};
+    } catch (const std::bad_alloc &) {
+        return nullptr;
+    }
+}
+
+void ic_profile_recorder_free(IcProfileRecorder *r) {
+    delete r;
+}
+
+void ic_profile_recorder_note(IcProfileRecorder *r, uint64_t offset,
+                              uint64_t bytes, uint64_t now_ms) {
+    no_throw([&] { r->recorder.note(offset, bytes, now_ms); });
+}
+
+uint64_t ic_profile_recorder_entries(const IcProfileRecorder *r) {
+    return r->recorder.entries();
+}
+
+uint64_t ic_profile_recorder_dropped(const IcProfileRecorder *r) {
+    return r->recorder.dropped();
+}
+
+size_t ic_profile_recorder_size(const IcProfileRecorder *r) {
+    return r->recorder.encoded_size();
+}
+
+void ic_profile_recorder_encode(const IcProfileRecorder *r, uint8_t *out) {
+    r->recorder.encode(out);
 }

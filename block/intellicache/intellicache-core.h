@@ -681,6 +681,74 @@ bool ic_base_error_transient(int err);
 bool ic_miss_retry(int err, unsigned attempt, uint64_t waited_ms,
                    uint64_t timeout_ms, uint64_t *delay_ms);
 
+/* ---- Boot profiles ---- */
+
+/*
+ * A profile lists the clusters of a base in the order a node first read
+ * them, with the time of each first read; replayed on an empty cache, it
+ * warms the cache in that order.  File format: ic_profile.hpp.
+ */
+#define IC_PROFILE_VERSION 1
+#define IC_PROFILE_HEADER_SIZE 64
+#define IC_PROFILE_ENTRY_SIZE 8
+/* Entries a recorder keeps at most (128 MiB of them). */
+#define IC_PROFILE_MAX_ENTRIES (1u << 24)
+
+typedef struct IcProfileHeader {
+    uint32_t version;      /* 0 in ic_profile_encode(): IC_PROFILE_VERSION */
+    uint32_t cluster_size; /* of the clusters listed */
+    uint64_t base_size;
+    uint8_t fingerprint[IC_FINGERPRINT_SIZE];
+    uint64_t count; /* entries */
+} IcProfileHeader;
+
+typedef struct IcProfileEntry {
+    uint32_t cluster; /* index, in clusters of the header's size */
+    uint32_t ms;      /* milliseconds from the start of the recording */
+} IcProfileEntry;
+
+typedef enum IcProfileStatus {
+    IC_PROFILE_OK = 0,
+    IC_PROFILE_FOREIGN,          /* not a profile */
+    IC_PROFILE_VERSION_MISMATCH, /* another format version */
+    IC_PROFILE_TRUNCATED,        /* shorter than its header says */
+    IC_PROFILE_CORRUPT,          /* checksum, trailing bytes, bad entry */
+    IC_PROFILE_OTHER_BASE,       /* recorded for another base */
+} IcProfileStatus;
+
+/* Bytes of a profile file with @count entries. */
+size_t ic_profile_encoded_size(uint64_t count);
+
+/*
+ * Check the profile file @buf of @len bytes; with @expected non-NULL, also
+ * that its base size and fingerprint are @expected's.  @found gets the
+ * header once it is readable; on OK, if @entries is non-NULL, *@entries
+ * gets a g_malloc-compatible (malloc) array of found->count entries, which
+ * the caller frees with free().  Any other status comes with a one-line
+ * reason in @why.
+ */
+IcProfileStatus ic_profile_decode(const uint8_t *buf, size_t len,
+                                  const IcProfileHeader *expected,
+                                  IcProfileHeader *found,
+                                  IcProfileEntry **entries, char *why,
+                                  size_t why_len);
+
+/* Records first reads (ProfileRecorder); not thread-safe, as the core. */
+typedef struct IcProfileRecorder IcProfileRecorder;
+
+/* NULL if out of memory (the bitmap has one bit per cluster). */
+IcProfileRecorder *ic_profile_recorder_new(const IcGeometry *g,
+                                           const uint8_t *fingerprint,
+                                           uint64_t start_ms);
+void ic_profile_recorder_free(IcProfileRecorder *r);
+void ic_profile_recorder_note(IcProfileRecorder *r, uint64_t offset,
+                              uint64_t bytes, uint64_t now_ms);
+uint64_t ic_profile_recorder_entries(const IcProfileRecorder *r);
+uint64_t ic_profile_recorder_dropped(const IcProfileRecorder *r);
+/* The file so far: ic_profile_recorder_size() bytes into @out. */
+size_t ic_profile_recorder_size(const IcProfileRecorder *r);
+void ic_profile_recorder_encode(const IcProfileRecorder *r, uint8_t *out);
+
 /* ---- Statistics ---- */
 
 typedef struct IcStats {
