@@ -10,8 +10,11 @@
 #ifndef IC_BYTES_HPP
 #define IC_BYTES_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+
+#include <zlib.h>
 
 namespace intellicache {
 
@@ -41,6 +44,25 @@ inline std::uint64_t get_le64(const std::uint8_t *p) {
         v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
     }
     return v;
+}
+
+/* zlib's crc32 of @len bytes at @p, continuing @crc (any length). */
+inline std::uint32_t crc_update(std::uint32_t crc, const std::uint8_t *p,
+                                std::size_t len) {
+    uLong c = crc;
+    while (len > 0) {
+        /* zlib takes uInt lengths: feed large buffers in pieces. */
+        const auto n = static_cast<uInt>(std::min<std::size_t>(len, 1U << 30));
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return static_cast<std::uint32_t>(c);
+}
+
+/* zlib's crc32 of @len bytes at @p. */
+inline std::uint32_t crc_of(const std::uint8_t *p, std::size_t len) {
+    return crc_update(static_cast<std::uint32_t>(crc32(0, nullptr, 0)), p, len);
 }
 
 /* True if all @len bytes at @p are zero. */

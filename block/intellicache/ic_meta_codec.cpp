@@ -13,22 +13,10 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstring>
-#include <zlib.h>
 
 namespace intellicache {
 
 namespace {
-
-std::uint32_t crc_update(std::uint32_t crc, const std::uint8_t *p,
-                         std::size_t len) {
-    /* zlib takes uInt lengths; our lengths are at most 4 KiB. */
-    return static_cast<std::uint32_t>(
-        crc32(crc, reinterpret_cast<const Bytef *>(p), static_cast<uInt>(len)));
-}
-
-std::uint32_t crc_of(const std::uint8_t *p, std::size_t len) {
-    return crc_update(static_cast<std::uint32_t>(crc32(0, nullptr, 0)), p, len);
-}
 
 std::uint32_t meta_block_crc(std::uint64_t index, const std::uint8_t *block) {
     std::array<std::uint8_t, 8> index_le{};

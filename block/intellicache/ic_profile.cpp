@@ -13,8 +13,6 @@
 #include <cinttypes>
 #include <cstring>
 
-#include <zlib.h>
-
 namespace intellicache {
 
 namespace {
@@ -25,18 +23,6 @@ constexpr std::size_t kBaseSizeOffset = 16;
 constexpr std::size_t kFingerprintOffset = 24;
 constexpr std::size_t kCountOffset = kFingerprintOffset + IC_FINGERPRINT_SIZE;
 static_assert(kCountOffset + 8 == IC_PROFILE_HEADER_SIZE);
-
-std::uint32_t crc_of(const std::uint8_t *buf, std::size_t len) {
-    /* zlib takes uInt lengths: feed large files in pieces. */
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (len > 0) {
-        const auto n = static_cast<uInt>(std::min<std::size_t>(len, 1U << 30));
-        crc = crc32(crc, buf, n);
-        buf += n;
-        len -= n;
-    }
-    return static_cast<std::uint32_t>(crc);
-}
 
 } // namespace
 
