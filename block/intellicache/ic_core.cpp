@@ -162,6 +162,16 @@ std::optional<ReadAhead> Core::note_read(std::uint64_t offset,
 
 std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
                                   IcSegment &seg) {
+    return plan_unasked(offset, bytes, seg, stats_.readahead_bytes);
+}
+
+std::size_t Core::plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
+                                IcSegment &seg) {
+    return plan_unasked(offset, bytes, seg, stats_.prefetch_bytes);
+}
+
+std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
+                               IcSegment &seg, std::uint64_t &counter) {
     if (!state_.caching()) {
         return 0;
     }
@@ -171,7 +181,7 @@ std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
             .plan(offset, bytes, std::span(&seg, 1), counters);
     if (n == 1 && seg.kind == IC_SEG_FETCH) {
         stats_.fetches++;
-        stats_.readahead_bytes += seg.fetch_bytes;
+        counter += seg.fetch_bytes;
     }
     return n;
 }

@@ -81,6 +81,9 @@ public:
                                        std::uint64_t bytes);
     std::size_t plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
                                 IcSegment &seg);
+    /* ic_core_plan_prefetch(). */
+    std::size_t plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
+                              IcSegment &seg);
     void fetch_set_opaque(IcFetchId id, void *opaque);
     void fetch_done(IcFetchId id, bool ok);
     void fetch_stored(IcFetchId id, bool ok);
@@ -127,6 +130,13 @@ public:
 private:
     Core(const Geometry &geometry, std::uint64_t instance,
          std::uint64_t max_fetch_clusters, std::uint32_t max_inflight);
+
+    /*
+     * The first segment of a fetch nobody asked for yet (read-ahead,
+     * prefetch), its bytes counted in @counter; 0 unless caching.
+     */
+    std::size_t plan_unasked(std::uint64_t offset, std::uint64_t bytes,
+                             IcSegment &seg, std::uint64_t &counter);
 
     /* The fetch @id, which must be known; @call names the API function. */
     Fetch &known_fetch(IcFetchId id, const char *call);

@@ -8,6 +8,8 @@
 
 #include "ic_check.hpp"
 
+#include <algorithm>
+
 namespace intellicache {
 
 bool FetchSlots::take(IcFetchKind kind) {
@@ -25,10 +27,21 @@ bool FetchSlots::take(IcFetchKind kind) {
             return true;
         }
         return false;
+    case IC_FETCH_PREFETCH:
+        if (waiting_ == 0 && busy_ < prefetch_limit()) {
+            busy_++;
+            return true;
+        }
+        return false;
     }
     IC_CHECK(false, "ic_core_slot_take() with unknown kind %d",
              static_cast<int>(kind));
     return false;
+}
+
+std::uint32_t FetchSlots::prefetch_limit() const {
+    const std::uint32_t reserve = limit_ >= 2 ? std::max(limit_ / 4, 1U) : 0;
+    return limit_ - reserve;
 }
 
 bool FetchSlots::put() {

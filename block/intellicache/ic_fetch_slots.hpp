@@ -28,6 +28,12 @@ namespace intellicache {
  *    and no demand read waits, and never waits: it must never take queue
  *    depth from a guest read that needs it now.  With a limit of 1 there is
  *    no read-ahead at all.
+ *  - Prefetch (the prefetch job) takes a slot only while no demand read
+ *    waits and a quarter of the slots (at least one with a limit of 2 or
+ *    more) stays free, and never waits: guest misses that come while the
+ *    job runs find a slot at once.  With a limit of 1 it may take the one
+ *    slot when it is free (else the job could never run); a miss then
+ *    waits for at most that one fetch.
  *  - A lower limit takes effect as slots come back (reads in flight are not
  *    recalled); a higher one at once for new reads, and for waiters as
  *    slots are given back.
@@ -49,6 +55,8 @@ public:
 
     std::uint32_t busy() const { return busy_; }
     std::uint32_t waiting() const { return waiting_; }
+    /* Slots prefetch may hold at most under the current limit. */
+    std::uint32_t prefetch_limit() const;
 
 private:
     std::uint32_t limit_;

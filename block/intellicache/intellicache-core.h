@@ -386,6 +386,15 @@ bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
 size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
                                IcSegment *seg);
 
+/*
+ * Plan the first segment of a prefetch (the prefetch job, or a read with
+ * BDRV_REQ_PREFETCH) over [offset, offset + bytes): as
+ * ic_core_plan_read_ahead(), but a FETCH segment counts in prefetch_bytes.
+ * Returns 0 if the range is empty or the cache is not CACHING.
+ */
+size_t ic_core_plan_prefetch(IcCore *core, uint64_t offset, uint64_t bytes,
+                             IcSegment *seg);
+
 /* Attach the glue's object to a fetch (returned in later WAIT segments). */
 void ic_core_fetch_set_opaque(IcCore *core, IcFetchId id, void *opaque);
 
@@ -492,6 +501,7 @@ void ic_core_apply_settings(IcCore *core, const IcSettings *set);
 typedef enum IcFetchKind {
     IC_FETCH_DEMAND,     /* a guest read waits for it */
     IC_FETCH_READ_AHEAD, /* nobody waits for it yet */
+    IC_FETCH_PREFETCH,   /* the prefetch job's: nobody waits for it yet */
 } IcFetchKind;
 
 /*
@@ -500,7 +510,9 @@ typedef enum IcFetchKind {
  * ic_core_slot_put() says to wake one waiter, then call again.
  * READ_AHEAD: true only while fewer than half the slots are busy and no
  * demand read waits (read-ahead never takes queue depth from misses);
- * never waits.
+ * never waits.  PREFETCH: true only while no demand read waits and a
+ * quarter of the slots (at least one, with a limit of 2 or more) stays
+ * free for misses that come meanwhile; never waits.
  */
 bool ic_core_slot_take(IcCore *core, IcFetchKind kind);
 
@@ -762,6 +774,7 @@ typedef struct IcStats {
     uint64_t store_errors;     /* cache writes that failed */
     uint64_t store_skipped;    /* fetches deliberately not stored */
     uint64_t readahead_bytes;  /* bytes fetched by read-ahead */
+    uint64_t prefetch_bytes;   /* bytes fetched by prefetches */
     uint64_t cached_clusters;  /* clusters present now */
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */

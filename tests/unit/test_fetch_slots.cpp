@@ -21,6 +21,7 @@ namespace {
 using intellicache::FetchSlots;
 constexpr IcFetchKind kDemand = IC_FETCH_DEMAND;
 constexpr IcFetchKind kAhead = IC_FETCH_READ_AHEAD;
+constexpr IcFetchKind kPrefetch = IC_FETCH_PREFETCH;
 
 TEST(FetchSlots, DemandTakesUpToTheLimitThenWaits) {
     FetchSlots s(3);
@@ -237,6 +238,69 @@ TEST(FetchSlots, PutWithoutTakeAborts) {
     EXPECT_TRUE(s.take(kDemand));
     EXPECT_FALSE(s.put());
     EXPECT_DEATH(s.put(), "without a slot taken");
+}
+
+TEST(FetchSlots, PrefetchLeavesAQuarterForMisses) {
+    FetchSlots s(16);
+    for (int i = 0; i < 12; i++) {
+        EXPECT_TRUE(s.take(kPrefetch)) << i;
+    }
+    EXPECT_FALSE(s.take(kPrefetch)) << "12 of 16: 4 stay free for misses";
+    EXPECT_EQ(s.waiting(), 0U) << "prefetch never waits";
+    /* Misses that come meanwhile find a slot at once. */
+    for (int i = 0; i < 4; i++) {
+        EXPECT_TRUE(s.take(kDemand)) << i;
+    }
+    EXPECT_EQ(s.busy(), 16U);
+}
+
+TEST(FetchSlots, PrefetchKeepsOneFreeWithSmallLimits) {
+    for (std::uint32_t limit = 2; limit < 8; limit++) {
+        FetchSlots s(limit);
+        std::uint32_t taken = 0;
+        while (s.take(kPrefetch)) {
+            taken++;
+        }
+        EXPECT_EQ(taken, limit - 1) << "limit " << limit;
+        EXPECT_TRUE(s.take(kDemand)) << "limit " << limit;
+    }
+    /* With one slot, prefetch may use it when free, or it never runs. */
+    FetchSlots one(1);
+    EXPECT_TRUE(one.take(kPrefetch));
+    EXPECT_FALSE(one.take(kPrefetch));
+    EXPECT_FALSE(one.take(kDemand)); /* waits for the prefetch */
+    EXPECT_TRUE(one.put()) << "the miss is woken";
+    EXPECT_TRUE(one.take(kDemand));
+    EXPECT_FALSE(one.take(kPrefetch));
+}
+
+TEST(FetchSlots, PrefetchNeverWhileADemandReadWaits) {
+    FetchSlots s(4);
+    for (int i = 0; i < 4; i++) {
+        EXPECT_TRUE(s.take(kDemand));
+    }
+    EXPECT_FALSE(s.take(kDemand)); /* waits */
+    s.set_limit(64);
+    EXPECT_FALSE(s.take(kPrefetch)) << "a miss waits: it goes first";
+    EXPECT_TRUE(s.put());
+    EXPECT_TRUE(s.take(kDemand)) << "the woken miss";
+    EXPECT_TRUE(s.take(kPrefetch)) << "nobody waits any more";
+}
+
+TEST(FetchSlots, PrefetchFollowsALowerLimit) {
+    FetchSlots s(16);
+    for (int i = 0; i < 12; i++) {
+        EXPECT_TRUE(s.take(kPrefetch));
+    }
+    s.set_limit(4);
+    EXPECT_EQ(s.prefetch_limit(), 3U);
+    EXPECT_FALSE(s.take(kPrefetch));
+    for (int i = 0; i < 9; i++) {
+        EXPECT_FALSE(s.put());
+    }
+    EXPECT_FALSE(s.take(kPrefetch)) << "3 busy of 3 for prefetch";
+    EXPECT_FALSE(s.put());
+    EXPECT_TRUE(s.take(kPrefetch));
 }
 
 /* Through the core: the limit given to ic_core_new(), and settings. */

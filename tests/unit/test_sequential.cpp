@@ -122,6 +122,46 @@ TEST_F(ReadAheadTest, PlansFetchesWithoutCountingUserReads) {
     EXPECT_EQ(core_->stats().readahead_bytes, kMiB);
 }
 
+TEST_F(ReadAheadTest, PrefetchPlansLikeReadAheadButCountsApart) {
+    IcSegment seg{};
+    ASSERT_EQ(core_->plan_prefetch(0, 3 * kMiB, seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_FETCH);
+    EXPECT_EQ(seg.bytes, kMiB);
+    IcStats st = core_->stats();
+    EXPECT_EQ(st.prefetch_bytes, kMiB);
+    EXPECT_EQ(st.readahead_bytes, 0U);
+    EXPECT_EQ(st.fetches, 1U);
+
+    /* In flight: planned again, it is a WAIT and counts nothing. */
+    IcSegment again{};
+    ASSERT_EQ(core_->plan_prefetch(0, kMiB, again), 1U);
+    EXPECT_EQ(again.kind, IC_SEG_WAIT);
+    EXPECT_EQ(core_->stats().prefetch_bytes, kMiB);
+
+    /* Stored: a HIT, skipped by the prefetch. */
+    core_->fetch_done(seg.fetch, true);
+    core_->fetch_stored(seg.fetch, true);
+    ASSERT_EQ(core_->plan_prefetch(0, 3 * kMiB, again), 1U);
+    EXPECT_EQ(again.kind, IC_SEG_HIT);
+    EXPECT_EQ(again.bytes, kMiB);
+}
+
+TEST_F(ReadAheadTest, NothingIsPrefetchedUnlessCaching) {
+    core_->cache_failed(true);
+    IcSegment seg{};
+    EXPECT_EQ(core_->plan_prefetch(0, kMiB, seg), 0U);
+    EXPECT_EQ(core_->stats().prefetch_bytes, 0U);
+    IcCore *core =
+        ic_core_new(&geometry_, 1, kMiB, IC_DEFAULT_MAX_INFLIGHT, nullptr, 0);
+    ASSERT_NE(core, nullptr);
+    ASSERT_EQ(ic_core_plan_prefetch(core, 0, kMiB, &seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_FETCH);
+    ic_core_fetch_done(core, seg.fetch, false);
+    ic_core_set_active(core, false);
+    EXPECT_EQ(ic_core_plan_prefetch(core, kMiB, kMiB, &seg), 0U);
+    ic_core_free(core);
+}
+
 TEST_F(ReadAheadTest, CApiNotesReadsAfterEnabling) {
     uint64_t off = 0;
     uint64_t len = 0;
