@@ -40,6 +40,7 @@
 #define IC_OPT_MISS_TIMEOUT "miss-timeout"
 
 typedef struct BDRVIntellicacheState BDRVIntellicacheState;
+typedef struct IcProfileRec IcProfileRec;
 
 /*
  * A read of the base that user reads wait for: a fetch, or a query of the
@@ -121,6 +122,8 @@ struct BDRVIntellicacheState {
     bool store_bh_scheduled;    /* ic_store_bh() will start writers */
     bool sync_scheduled;        /* @sync_timer is armed */
     bool sync_error_reported;   /* a failed sync was reported once */
+    IcProfileRec *profile;      /* the profile being recorded, or NULL */
+    bool profiling;             /* @profile is set; read without @lock */
 
     /*
      * Main loop (or the node's home AioContext): the timer that records
@@ -161,6 +164,23 @@ void ic_base_op_end_locked(IcBaseOp *op, int ret);
 int coroutine_fn ic_co_base_op_wait(BDRVIntellicacheState *s, IcBaseOp *op,
                                     int64_t deadline_ns, bool *timed_out);
 
+/* intellicache-job.c */
+int coroutine_fn GRAPH_RDLOCK
+ic_co_prefetch_read(BlockDriverState *bs, int64_t offset, int64_t bytes);
+void ic_prefetch_cmd(const char *job_id, BlockDriverState *bs,
+                     const char *profile, bool has_speed, int64_t speed,
+                     bool has_max_inflight, uint32_t max_inflight,
+                     Error **errp);
+
+/* intellicache-profile.c */
+int GRAPH_RDLOCK ic_node_base_id(BlockDriverState *bs, IcProfileHeader *id,
+                                 Error **errp);
+void GRAPH_RDLOCK ic_profile_start(BlockDriverState *bs, const char *filename,
+                                   Error **errp);
+void ic_profile_stop(BlockDriverState *bs, Error **errp);
+void ic_profile_close(BlockDriverState *bs);
+void ic_profile_note(BlockDriverState *bs, int64_t offset, int64_t bytes);
+
 /* intellicache-read.c */
 int coroutine_fn GRAPH_RDLOCK
 ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -171,6 +191,18 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                    int64_t bytes, int64_t *pnum, int64_t *map,
                    BlockDriverState **file);
 void ic_fetch_unref(IcFetch *f);
+/*
+ * Start a prefetch of the first piece of [offset, offset + bytes) if the
+ * core gives a prefetch slot (guest misses go first) and the base is up.
+ * Returns the bytes the piece covers, with *@fetch the new fetch (and a
+ * reference for the caller) or NULL if the piece is cached or being
+ * fetched already; 0 if no slot is free now; -EIO if the base is not up
+ * (a prefetch reads no base that fails); -ENOTSUP if the cache is not
+ * caching (nothing fetched could be stored).
+ */
+int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
+                                          uint64_t offset, uint64_t bytes,
+                                          IcFetch **fetch);
 
 /* intellicache-store.c */
 void ic_store_fetched(BlockDriverState *bs, IcFetch *f);

@@ -227,6 +227,43 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
     return n;
 }
 
+int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
+                                          uint64_t offset, uint64_t bytes,
+                                          IcFetch **fetch)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    Coroutine *co = NULL;
+    IcSegment seg;
+
+    *fetch = NULL;
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (ic_health_state(s->health) != IC_BASE_UP) {
+            return -EIO;
+        }
+        if (s->reloading || !ic_core_slot_take(s->core, IC_FETCH_PREFETCH)) {
+            return 0;
+        }
+        if (!ic_core_plan_prefetch(s->core, offset, bytes, &seg)) {
+            if (ic_core_slot_put(s->core)) {
+                qemu_co_queue_next(&s->slot_queue);
+            }
+            return -ENOTSUP;
+        }
+        if (seg.kind == IC_SEG_FETCH) {
+            *fetch = ic_fetch_new_locked(bs, &seg, IC_FETCH_PREFETCH);
+            qatomic_inc(&(*fetch)->refcnt); /* the caller's */
+            bdrv_inc_in_flight(bs);
+            co = qemu_coroutine_create(ic_fetch_entry, *fetch);
+        } else if (ic_core_slot_put(s->core)) {
+            qemu_co_queue_next(&s->slot_queue);
+        }
+    }
+    if (co) {
+        aio_co_enter(qemu_get_current_aio_context(), co);
+    }
+    return seg.bytes;
+}
+
 /* Serve one planned segment of a read into @qiov at @qiov_offset. */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_read_segment(BlockDriverState *bs, IcRead *rd, const IcSegment *seg,
@@ -255,10 +292,11 @@ ic_co_read_segment(BlockDriverState *bs, IcRead *rd, const IcSegment *seg,
 
         qemu_iovec_from_buf(qiov, qiov_offset,
                             data + (seg->offset - fetch->offset), seg->bytes);
-    } else if (fetch->kind == IC_FETCH_READ_AHEAD && !rd->timed_out) {
+    } else if (fetch->kind != IC_FETCH_DEMAND && !rd->timed_out) {
         /*
-         * Read-ahead that failed (even for lack of a buffer) is not this
-         * reader's failure: ic_co_preadv_part() reads it again at once.
+         * Read-ahead or prefetch that failed (even for lack of a buffer)
+         * is not this reader's failure: ic_co_preadv_part() reads it
+         * again at once.
          */
         rd->read_ahead_failed = true;
     }
@@ -459,6 +497,11 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int ra_retries = IC_READ_AHEAD_RETRIES;
     bool may_read_ahead = true;
     uint64_t delay_ms;
+
+    if (flags & BDRV_REQ_PREFETCH) {
+        return ic_co_prefetch_read(bs, offset, bytes);
+    }
+    ic_profile_note(bs, offset, bytes);
 
     for (unsigned attempt = 1;; attempt++) {
         uint64_t waited_ms = 0;

@@ -122,6 +122,7 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .store_errors = snap.stats.store_errors,
             .store_skipped = snap.stats.store_skipped,
             .read_ahead_bytes = snap.stats.readahead_bytes,
+            .prefetch_bytes = snap.stats.prefetch_bytes,
             .inflight_fetches = snap.stats.inflight_fetches,
             .store_backlog_bytes = snap.stats.store_backlog,
             .base_state = ic_qapi_base_state(snap.base_state),

@@ -226,6 +226,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     s->core = core;
     s->settings = settings;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
+    bs->supported_read_flags = BDRV_REQ_PREFETCH;
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
     ic_health_timer_new(bs, bdrv_get_aio_context(bs));
     return 0;
@@ -236,6 +237,7 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
     BDRVIntellicacheState *s = bs->opaque;
 
     /* Drained by now: record what is still stored but unrecorded. */
+    ic_profile_close(bs);
     ic_sync_timer_free(bs);
     ic_health_timer_free(bs);
     if (!(bs->open_flags & BDRV_O_INACTIVE)) {

@@ -9,7 +9,10 @@ import hashlib
 import os
 import random
 import re
+import struct
 import sys
+import time
+import zlib
 
 import iotests
 from iotests import QemuStorageDaemon, qemu_io
@@ -134,3 +137,48 @@ class Daemon:
 
     def stop(self):
         self.qsd.stop()
+
+
+class Profile:
+    """A boot profile file, decoded and checked as documented in
+    docs/warmup.rst: its header, its entries (cluster index, ms since the
+    start of the recording) and its crc32."""
+
+    HEADER = 64
+
+    def __init__(self, path):
+        with open(path, 'rb') as f:
+            self.data = f.read()
+        data = self.data
+        assert data[:8] == b'ICPROFIL', data[:8]
+        (self.version, self.cluster_size, self.base_size) = \
+            struct.unpack_from('<IIQ', data, 8)
+        self.fingerprint = data[24:56]
+        (count,) = struct.unpack_from('<Q', data, 56)
+        end = self.HEADER + 8 * count
+        assert len(data) == end + 4, (len(data), count)
+        (crc,) = struct.unpack_from('<I', data, end)
+        assert zlib.crc32(data[:end]) == crc, 'bad crc32'
+        self.entries = [struct.unpack_from('<II', data, self.HEADER + 8 * i)
+                        for i in range(count)]
+
+    def clusters(self):
+        return [c for c, _ in self.entries]
+
+
+def wait_event(qsd, name, timeout=30.0):
+    """The next event called @name, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f'no {name} event within {timeout} s'
+        ev = qsd.get_qmp().pull_event(wait=left)
+        if ev and ev['event'] == name:
+            return ev
+
+
+def query_job(qsd, job_id):
+    for job in qsd.cmd('query-jobs'):
+        if job['id'] == job_id:
+            return job
+    return None
