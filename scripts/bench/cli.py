@@ -34,8 +34,9 @@ Parts (one module each): cold runs (fresh cache or overlay for every run),
 warm runs (the same node after a full pass over the region read), a boot
 storm (N clients, each through its own qcow2 overlay, over one shared
 intellicache node or over N copy-on-read overlays), the daemon's CPU time
-per cold miss with every store done, memory (daemon RSS over a 1 TiB base)
-and CPU (callgrind instructions per warm 4 KiB read through qemu-io).
+per cold miss with every store done, the warm-up (the prefetch job and boot
+profiles over the 1 ms base), memory (daemon RSS over a 1 TiB base) and CPU
+(callgrind instructions per warm 4 KiB read through qemu-io).
 
 Targets are evaluated and reported (PASS/FAIL) but never fail the command;
 it exits non-zero only if the benchmark itself could not run (and, with

@@ -34,7 +34,8 @@ MODES = {
         warm_workloads=["rand4k-qd16", "seq1m-qd4", "boot"],
         storm_n=[1, 2],
         mem_reads=1000, cpu_reads=50, cpu_region=16 * MiB,
-        miss_reads=2000, miss_rounds=1),
+        miss_reads=2000, miss_rounds=1,
+        prefetch_size=64 * MiB),
     "quick": dict(
         runtime=1.5, warm_runtime=1, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
         warm_region=256 * MiB, boot_region=128 * MiB,
@@ -46,7 +47,8 @@ MODES = {
         warm_workloads=["rand4k-qd16", "seq1m-qd4", "boot"],
         storm_n=[1, 4, 8],
         mem_reads=2000, cpu_reads=500, cpu_region=64 * MiB,
-        miss_reads=20000, miss_rounds=2),
+        miss_reads=20000, miss_rounds=2,
+        prefetch_size=256 * MiB),
     "full": dict(
         runtime=6, warm_runtime=5, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
         warm_region=1 * GiB, boot_region=1 * GiB,
@@ -55,7 +57,8 @@ MODES = {
         warm_workloads=None,
         storm_n=[1, 4, 8],
         mem_reads=5000, cpu_reads=2000, cpu_region=256 * MiB,
-        miss_reads=60000, miss_rounds=3),
+        miss_reads=60000, miss_rounds=3,
+        prefetch_size=1 * GiB),
 }
 
 WORKLOADS = {

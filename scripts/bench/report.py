@@ -403,6 +403,35 @@ def render_rst(res, plots, rstdir):
                        rows) + "\n")
         o.append(f"Ratio: {mc['ratio']:.2f}.\n\n")
 
+    w = res.get("warmup")
+    if w:
+        o.append(heading("Warm-up: the prefetch job and boot profiles", "="))
+        o.append(f"Over the ``{w['base']}`` base of {fmt_bytes(w['size'])} "
+                 "(``docs/warmup.rst``).  Rate: the job fetching the whole base "
+                 "unthrottled, against fio reading the base directly with 1 MiB reads, 16 "
+                 "in flight.  Speed: the job with ``speed`` set to half the unthrottled rate.  "
+                 "Miss latency: 4 KiB random reads at QD1 of the last eighth of a base 4x "
+                 "larger, on an empty cache, without and with the job fetching the base "
+                 "unthrottled (it reaches that eighth last), while the job runs.  Profile: recorded on the boot mix (fixed work and seed) on an empty "
+                 "cache, replayed on an empty cache of another daemon, then the same boot "
+                 "mix.\n\n")
+        lat, p = w["latency"], w["profile"]
+        rows = [["base read directly (QD16)", f"{w['direct']['mib_s']:.1f} MiB/s"],
+                ["prefetch job, unthrottled", f"{w['job']['mib_s']:.1f} MiB/s"],
+                [f"prefetch job, speed {w['speed_set'] / MiB:.1f} MiB/s",
+                 f"{w['job_speed']['mib_s']:.1f} MiB/s"],
+                ["miss latency (median) alone", f"{lat['alone_us']:.0f} us"],
+                ["miss latency (median) with the job", f"{lat['with_job_us']:.0f} us"]]
+        ls = w.get("latency_speed")
+        if ls:
+            rows += [["miss latency (median) alone (second run)", f"{ls['alone_us']:.0f} us"],
+                     [f"miss latency (median) with the job at {ls['speed'] / MiB:.0f} MiB/s",
+                      f"{ls['with_job_us']:.0f} us"]]
+        rows += [["boot after replay: bytes that hit", f"{100 * p['hit_share']:.1f}%"],
+                 ["boot after replay: base bytes / unique bytes",
+                  f"{fmt_bytes(p['base_bytes'])} / {fmt_bytes(p['unique_bytes'])}"]]
+        o.append(table(["measure", "figure"], rows) + "\n")
+
     mem = res.get("memory")
     if mem:
         o.append(heading("Memory", "="))

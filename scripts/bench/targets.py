@@ -89,4 +89,29 @@ def evaluate_targets(res):
     if cpu:
         add("CPU: instructions per warm 4 KiB read, intellicache / file node", cpu["ratio"],
             "<=", 1.3, f"{cpu['ic']['per_read']:.0f} vs {cpu['file']['per_read']:.0f}")
+    w = res.get("warmup")
+    if w:
+        add(f"prefetch job, {w['size'] // MiB} MiB base, nbd-1ms: rate / base read directly "
+            "(1 MiB, QD16)", w["rate_ratio"], ">=", 0.9,
+            f"{w['job']['mib_s']:.1f} vs {w['direct']['mib_s']:.1f} MiB/s")
+        add("prefetch job with speed set: error of its rate", w["speed_error"], "<=", 0.1,
+            f"{w['job_speed']['mib_s']:.1f} MiB/s for {w['speed_set'] / MiB:.1f} MiB/s")
+        lat = w["latency"]
+        add("guest 4 KiB miss latency (median, QD1) with the prefetch job (unthrottled) / "
+            "without",
+            lat["ratio"], "<=", 1.3,
+            f"{lat['with_job_us']:.0f} vs {lat['alone_us']:.0f} us",
+            note="" if lat.get("job_outlived_reads") else "the job ended before the reads did")
+        ls = w.get("latency_speed")
+        if ls:
+            add(f"same, the job at speed {ls['speed'] / MiB:.0f} MiB/s (a quarter of its "
+                "unthrottled rate)", ls["ratio"], "<=", 1.3,
+                f"{ls['with_job_us']:.0f} vs {ls['alone_us']:.0f} us",
+                note="" if ls.get("job_outlived_reads") else "the job ended before the reads did")
+        p = w["profile"]
+        add("boot mix after a profile replay: share of its bytes that hit", p["hit_share"],
+            ">=", 0.95, f"{p['entries']} clusters in the profile")
+        add("boot mix after a profile replay: bytes the base served / unique bytes",
+            p["base_share"], "<=", 0.05,
+            f"{p['base_bytes'] / MiB:.2f} MiB of {p['unique_bytes'] / MiB:.2f} MiB")
     return targets
