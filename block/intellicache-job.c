@@ -49,15 +49,34 @@ static bool ic_prefetch_store_room(BDRVIntellicacheState *s)
     return st.store_backlog < IC_PREFETCH_BACKLOG;
 }
 
-/* Wait for the oldest fetch of @p to end; false if it failed. */
+/*
+ * Wait for the oldest fetch of @p to end; false if it failed.  A fetch
+ * that the base does not answer within miss-timeout (when it is set) of
+ * its start counts as failed: the job must not hang on a base that went
+ * away, and the fetch ends by itself whenever the base answers.
+ */
 static bool coroutine_fn ic_prefetch_wait_one(IcPrefetcher *p)
 {
     BDRVIntellicacheState *s = p->bs->opaque;
     IcFetch *f = g_queue_pop_head(&p->fetches);
+    uint64_t timeout_ms = s->settings.miss_timeout_ms;
+    int64_t deadline = 0;
     bool timed_out = false;
     int ret;
 
-    ret = ic_co_base_op_wait(s, &f->op, 0, &timed_out);
+    if (timeout_ms) {
+        /* From when its base read started (they all start at once). */
+        int64_t start_ms;
+
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            start_ms = f->op.start_ms;
+        }
+        if (!start_ms) {
+            start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        }
+        deadline = (start_ms + timeout_ms) * SCALE_MS;
+    }
+    ret = ic_co_base_op_wait(s, &f->op, deadline, &timed_out);
     if (ret < 0 && p->ret == 0) {
         p->ret = ret;
         p->failed_offset = f->offset;
@@ -223,8 +242,16 @@ static int coroutine_fn ic_prefetch_run(Job *job, Error **errp)
                 n = ic_prefetch_step(&p, pos, end - pos, &fetched);
             }
             if (n == -EIO) {
-                /* The base is not up: wait for it (or a cancel). */
-                job_sleep_ns(job, IC_PREFETCH_BASE_WAIT_NS);
+                /*
+                 * The base is not up: see how our fetches end (one that
+                 * fails or times out ends the job), then wait for the
+                 * base (or a cancel).
+                 */
+                if (!g_queue_is_empty(&p.fetches)) {
+                    ic_prefetch_wait_one(&p);
+                } else {
+                    job_sleep_ns(job, IC_PREFETCH_BASE_WAIT_NS);
+                }
                 continue;
             }
             if (n < 0) {
