@@ -116,9 +116,13 @@ class Nbdkit(Server):
         return nbd_uri(self.socket)
 
     def start(self):
-        self._spawn(self.argv, self.workdir / f"{self.tag}.log")
-        # nbdkit writes its pid file once it accepts connections.
+        # nbdkit writes its pid file once it accepts connections.  An
+        # earlier run's (a restart) pid file would say so at once, and its
+        # socket would make the bind fail.
         pidfile = self.workdir / f"{self.tag}.pid"
+        pidfile.unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)
+        self._spawn(self.argv, self.workdir / f"{self.tag}.log")
         try:
             wait_until(lambda: pidfile.exists() or self._check_alive(), 20,
                        "nbdkit to listen")
