@@ -341,6 +341,39 @@ class NbdServerStopped(OutageTests, h.NbdkitFileTestCase):
     def server_back(self):
         self.nk.start()
 
+    def test_reconnect_delay(self):
+        """What reconnect-delay does, with the node's retries off
+        (miss-timeout 0): a miss sent while the server is away waits for
+        the connection up to reconnect-delay; without it the miss fails at
+        once.  Either way QEMU's nbd client connects again in the
+        background: the next miss once the server is back is served."""
+        for delay in (h.RECONNECT_DELAY, 0):
+            with self.subTest(reconnect_delay=delay):
+                cache = self.new_cache(f"cache-rd{delay}.img")
+                d = self.start_daemon(h.nbd_base(self.nk.socket, reconnect_delay=delay),
+                                      cache, tag=f"rd{delay}",
+                                      **{"read-ahead": 0, "miss-timeout": 0})
+                self.warm_half(d)
+                self.begin_outage()
+                miss = HeldRead(d.socket, self.miss_offset(delay))
+                time.sleep(0.5)
+                back = self.end_outage()
+                miss.wait(delay + 10)
+                if delay:
+                    self.assertIsNone(miss.error, "reconnect-delay did not hold the miss")
+                    self.assertEqual(miss.data, self.base_bytes(miss.offset, CLUSTER))
+                    figure(f"{self.KIND}, miss-timeout 0, reconnect-delay {delay}: "
+                           f"miss held and served {miss.ended - back:.2f} s after the "
+                           "server returned")
+                else:
+                    self.assertIsInstance(miss.error, h.NbdError)
+                    self.assertLess(miss.seconds, 0.5, "without reconnect-delay")
+                    after, attempts = self.wait_misses_work(d, back, self.miss_offset(30))
+                    figure(f"{self.KIND}, miss-timeout 0, no reconnect-delay: the miss "
+                           f"failed after {miss.seconds:.2f} s; misses work again "
+                           f"{after:.2f} s after the server returned")
+                self.stop_clean(d)
+
 
 # -- NFS base: ganesha killed ----------------------------------------------------
 
