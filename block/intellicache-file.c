@@ -14,6 +14,7 @@
 #include "qemu/memalign.h"
 #include "qapi/error.h"
 #include "block/block-io.h"
+#include "system/block-backend.h"
 #include "intellicache-int.h"
 
 /*
@@ -37,11 +38,13 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
 /*
  * Identify the base's content: SHA-256 over what the core's fingerprint
  * plan names (the base's size, samples spread over the image) and the
- * user's base-fingerprint.
+ * user's base-fingerprint.  The base is read through the node's child, or
+ * through @blk for a node that is not its base yet (reopen).
  */
 static int GRAPH_RDLOCK
-ic_base_fingerprint(BlockDriverState *bs, uint64_t base_size,
-                    uint8_t out[IC_FINGERPRINT_SIZE], Error **errp)
+ic_base_fingerprint(BlockDriverState *bs, BlockBackend *blk,
+                    uint64_t base_size, uint8_t out[IC_FINGERPRINT_SIZE],
+                    Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
@@ -57,7 +60,9 @@ ic_base_fingerprint(BlockDriverState *bs, uint64_t base_size,
     n = ic_fingerprint_plan(base_size, ranges);
     buf = qemu_blockalign(bs, IC_FINGERPRINT_SAMPLE_SIZE);
     for (size_t i = 0; i < n && ret == 0; i++) {
-        ret = bdrv_pread(bs->file, ranges[i].offset, ranges[i].bytes, buf, 0);
+        ret = blk ? blk_pread(blk, ranges[i].offset, ranges[i].bytes, buf, 0)
+                  : bdrv_pread(bs->file, ranges[i].offset, ranges[i].bytes,
+                               buf, 0);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Could not read the base image");
             break;
@@ -201,6 +206,9 @@ ic_check_header(BlockDriverState *bs, const IcHeaderInfo *want,
  * writes nothing either: a cache that needs formatting is formatted when
  * the node is activated, which opens the file again.
  *
+ * A node opened without its base (@s->has_base false) uses a valid cache
+ * as it is recorded and refuses anything else.
+ *
  * @settings holds the checked options; it is completed for the cache's
  * cluster size.  On success the new core is returned in @corep.
  */
@@ -222,26 +230,51 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
     int64_t base_size;
     int ret = 0;
 
-    base_size = bdrv_getlength(bs->file->bs);
-    if (base_size < 0) {
-        error_setg_errno(errp, -base_size, "Could not get the size of the "
-                         "base image");
-        return base_size;
-    }
-    want.base_size = base_size;
-    if (!s->no_io) {
-        ic_check_cache_mode(bs, s->cache->bs);
-        ret = ic_base_fingerprint(bs, base_size, want.fingerprint, errp);
+    if (!s->has_base) {
+        /* What the cache records, then that with the requested cluster size */
+        ret = ic_check_header(bs, NULL, &found, &status, why, sizeof(why),
+                              errp);
+        if (ret == 0 && status == IC_HEADER_OK) {
+            want.base_size = found.base_size;
+            memcpy(want.fingerprint, found.fingerprint, IC_FINGERPRINT_SIZE);
+            ret = ic_check_header(bs, &want, &found, &status, why,
+                                  sizeof(why), errp);
+        }
         if (ret < 0) {
             return ret;
         }
+        base_size = found.base_size;
+        action = ic_open_decide_without_base(status);
+        if (action == IC_OPEN_REFUSE && status != IC_HEADER_FOREIGN) {
+            error_setg(errp, "cache-file: node '%s' holds no cache that can "
+                       "be used without the base (%s)", cache_name, why);
+            error_append_hint(errp, "Give the base image (file) to open "
+                              "it.\n");
+            return -EINVAL;
+        }
+    } else {
+        base_size = bdrv_getlength(bs->file->bs);
+        if (base_size < 0) {
+            error_setg_errno(errp, -base_size, "Could not get the size of "
+                             "the base image");
+            return base_size;
+        }
+        want.base_size = base_size;
+        if (!s->no_io) {
+            ic_check_cache_mode(bs, s->cache->bs);
+            ret = ic_base_fingerprint(bs, NULL, base_size, want.fingerprint,
+                                      errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = ic_check_header(bs, &want, &found, &status, why, sizeof(why),
+                              errp);
+        if (ret < 0) {
+            return ret;
+        }
+        action = ic_open_decide(status, !s->no_io, !s->no_io && !inactive);
     }
-
-    ret = ic_check_header(bs, &want, &found, &status, why, sizeof(why), errp);
-    if (ret < 0) {
-        return ret;
-    }
-    action = ic_open_decide(status, !s->no_io, !s->no_io && !inactive);
     switch (action) {
     case IC_OPEN_USE:
         want = found;
@@ -296,6 +329,59 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         ic_core_set_active(core, false);
     }
     *corep = core;
+    return 0;
+}
+
+/*
+ * Whether @base may become the node's base (blockdev-reopen with "file"):
+ * it must be the base the cache was recorded for, the same size and
+ * fingerprint, or the cache would serve another image's data as its own.
+ * Main loop, outside the graph lock: the base is read through a
+ * BlockBackend of its own, since it is not the node's child yet.
+ */
+int GRAPH_UNLOCKED
+ic_check_new_base(BlockDriverState *bs, BlockDriverState *base, Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    BlockBackend *blk;
+    IcHeaderInfo want = { 0 }, found;
+    IcHeaderStatus status;
+    char why[256];
+    int64_t size;
+    int ret;
+
+    GLOBAL_STATE_CODE();
+    blk = blk_new(bdrv_get_aio_context(base), BLK_PERM_CONSISTENT_READ,
+                  BLK_PERM_ALL);
+    ret = blk_insert_bs(blk, base, errp);
+    size = ret < 0 ? ret : blk_getlength(blk);
+    if (size >= 0) {
+        want.base_size = size;
+        want.cluster_size = s->settings.cluster_size;
+        bdrv_graph_rdlock_main_loop();
+        ret = ic_base_fingerprint(bs, blk, size, want.fingerprint, errp);
+        bdrv_graph_rdunlock_main_loop();
+    } else if (ret == 0) {
+        ret = size;
+        error_setg_errno(errp, -ret, "Could not get the size of the base");
+    }
+    blk_unref(blk);
+    if (ret < 0) {
+        error_prepend(errp, "file: node '%s': ", bdrv_get_node_name(base));
+        return ret;
+    }
+
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+    ret = ic_check_header(bs, &want, &found, &status, why, sizeof(why), errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (status != IC_HEADER_OK) {
+        error_setg(errp, "file: node '%s' is not the base of cache '%s': %s",
+                   bdrv_get_node_name(base), bdrv_get_node_name(s->cache->bs),
+                   why);
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -234,7 +234,8 @@ void ic_health_arm_locked(BlockDriverState *bs)
     BDRVIntellicacheState *s = bs->opaque;
     bool busy = !QLIST_EMPTY(&s->base_ops) || s->probe_running;
 
-    if (s->health_timer && !s->health_armed &&
+    /* A node without a base has nothing to probe and no base reads. */
+    if (s->has_base && s->health_timer && !s->health_armed &&
         ic_health_timer_needed(s->health, busy)) {
         s->health_armed = true;
         timer_mod(s->health_timer,

@@ -39,6 +39,10 @@
 #define IC_OPT_READ_AHEAD "read-ahead"
 #define IC_OPT_MISS_TIMEOUT "miss-timeout"
 
+/* The placeholder base of a node opened without one (intellicache.c). */
+#define IC_OFFLINE_DRIVER "intellicache-offline"
+#define IC_OFFLINE_OPT_SIZE "size"
+
 typedef struct BDRVIntellicacheState BDRVIntellicacheState;
 typedef struct IcProfileRec IcProfileRec;
 
@@ -61,13 +65,17 @@ typedef struct IcBaseOp {
 /*
  * A read of the base for a run of missing clusters.  Reference-counted:
  * its coroutine, each reader that waits for it, and the store queue each
- * hold a reference.  @offset, @bytes and @kind never change; @buf is set
- * before the base read starts and freed with the last reference.
+ * hold a reference.  @offset, @bytes, @kind and @zeros never change; @buf
+ * is set before the base read starts and freed with the last reference.
+ * A zero fill (@zeros) records clusters the base reported as zeros: it
+ * ends as soon as it is made, has no coroutine and no @buf, and its
+ * readers get zeros.
  */
 typedef struct IcFetch {
     BDRVIntellicacheState *s;
     IcFetchId id;
     IcFetchKind kind;
+    bool zeros;
     uint64_t offset;    /* base offset */
     uint64_t bytes;
     void *buf;          /* the fetched data, until the last reference */
@@ -114,6 +122,13 @@ struct BDRVIntellicacheState {
     CoQueue reload_queue;       /* reads waiting for the new @core */
     CoQueue idle_queue;         /* activation waiting for fetches to end */
     IcHealth *health;           /* whether the base answers */
+    /*
+     * False while the node has no base: it was opened without "file"
+     * (offline start) and its file child is a placeholder that fails
+     * every read (intellicache-offline).  Set by open and by the reopen
+     * that attaches the base.
+     */
+    bool has_base;
     /* Base reads not ended, for the health timer. */
     QLIST_HEAD(, IcBaseOp) base_ops;
     bool status_query;          /* a block status query of the base runs */
@@ -149,6 +164,8 @@ int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
                                IcSettings *settings, IcCore **core,
                                Error **errp);
 void ic_core_release(IcCore *core);
+int GRAPH_UNLOCKED
+ic_check_new_base(BlockDriverState *bs, BlockDriverState *base, Error **errp);
 
 /* intellicache-health.c */
 void ic_health_timer_new(BlockDriverState *bs, AioContext *ctx);

@@ -56,10 +56,11 @@ static void ic_buf_reclaim_locked(BDRVIntellicacheState *s)
 
 /*
  * A new fetch, planned by the core, with one reference: its coroutine's.
- * Called with @lock.
+ * A zero fill (@zeros) reads nothing: it is born ended, and its reference
+ * is its creator's.  Called with @lock.
  */
 static IcFetch *ic_fetch_new_locked(BlockDriverState *bs, const IcSegment *seg,
-                                    IcFetchKind kind)
+                                    IcFetchKind kind, bool zeros)
 {
     BDRVIntellicacheState *s = bs->opaque;
     IcFetch *f = g_new0(IcFetch, 1);
@@ -67,10 +68,16 @@ static IcFetch *ic_fetch_new_locked(BlockDriverState *bs, const IcSegment *seg,
     f->s = s;
     f->id = seg->fetch;
     f->kind = kind;
+    f->zeros = zeros;
     f->offset = seg->fetch_offset;
     f->bytes = seg->fetch_bytes;
     f->refcnt = 1;
-    ic_base_op_init_locked(bs, &f->op);
+    if (zeros) {
+        qemu_co_queue_init(&f->op.waiters);
+        f->op.ret = 0;
+    } else {
+        ic_base_op_init_locked(bs, &f->op);
+    }
     ic_core_fetch_set_opaque(s->core, f->id, f);
     return f;
 }
@@ -215,7 +222,8 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
             seg.bytes = end - offset;
         }
         if (seg.kind == IC_SEG_FETCH) {
-            IcFetch *f = ic_fetch_new_locked(bs, &seg, IC_FETCH_READ_AHEAD);
+            IcFetch *f = ic_fetch_new_locked(bs, &seg, IC_FETCH_READ_AHEAD,
+                                             false);
 
             bdrv_inc_in_flight(bs);
             cos[n++] = qemu_coroutine_create(ic_fetch_entry, f);
@@ -250,7 +258,8 @@ int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
             return -ENOTSUP;
         }
         if (seg.kind == IC_SEG_FETCH) {
-            *fetch = ic_fetch_new_locked(bs, &seg, IC_FETCH_PREFETCH);
+            *fetch = ic_fetch_new_locked(bs, &seg, IC_FETCH_PREFETCH,
+                                         false);
             qatomic_inc(&(*fetch)->refcnt); /* the caller's */
             bdrv_inc_in_flight(bs);
             co = qemu_coroutine_create(ic_fetch_entry, *fetch);
@@ -287,7 +296,9 @@ ic_co_read_segment(BlockDriverState *bs, IcRead *rd, const IcSegment *seg,
     /* A new fetch (its coroutine is started) or one already in flight. */
     ret = ic_co_base_op_wait(s, &fetch->op, ic_read_deadline(rd),
                              &rd->timed_out);
-    if (ret == 0) {
+    if (ret == 0 && fetch->zeros) {
+        qemu_iovec_memset(qiov, qiov_offset, 0, seg->bytes);
+    } else if (ret == 0) {
         const uint8_t *data = fetch->buf;
 
         qemu_iovec_from_buf(qiov, qiov_offset,
@@ -381,7 +392,7 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
             fetches[i] = NULL;
             if (segs[i].kind == IC_SEG_FETCH) {
                 fetches[i] = ic_fetch_new_locked(bs, &segs[i],
-                                                 IC_FETCH_DEMAND);
+                                                 IC_FETCH_DEMAND, false);
                 bdrv_inc_in_flight(bs);
                 cos[n_cos++] = qemu_coroutine_create(ic_fetch_entry,
                                                      fetches[i]);
@@ -539,6 +550,73 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
 }
 
+/*
+ * The base reported [offset, offset + bytes) as reading zeros: record the
+ * whole clusters in it as zeros in the cache, without reading them, so
+ * that they are answered locally from then on.  A client that asked for
+ * the block status does not read what it was told is zeros (QEMU's NBD
+ * server asks before each read): without this, such clusters would never
+ * be cached, and the disk would depend on the base for them forever.
+ *
+ * Returns how many bytes from @offset may be reported as zeros: up to the
+ * last whole cluster recorded (at most IC_ZERO_FILL_SEGMENTS fills), or
+ * all of @bytes if the cache does not store now.  0 if the range starts
+ * within a cluster or covers none whole: the caller says "data" for it,
+ * which makes a client read, and so cache, that cluster.
+ */
+static int64_t ic_record_zeros(BlockDriverState *bs, int64_t offset,
+                               int64_t bytes)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    IcFetch *fills[IC_ZERO_FILL_SEGMENTS];
+    bool admitted[IC_ZERO_FILL_SEGMENTS];
+    size_t n = 0;
+    uint64_t cs, base_size, end, pos;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        cs = ic_core_geometry(s->core)->cluster_size;
+        base_size = ic_core_geometry(s->core)->base_size;
+        if (ic_core_cache_state(s->core) != IC_CACHE_CACHING) {
+            return bytes;
+        }
+        end = offset + bytes;
+        if (end < base_size) {
+            end = QEMU_ALIGN_DOWN(end, cs);
+        }
+        if (offset % cs || end <= offset) {
+            return 0;
+        }
+        for (pos = offset; pos < end && n < ARRAY_SIZE(fills);) {
+            IcSegment seg;
+            IcFetch *f;
+
+            if (!ic_core_plan_zeros(s->core, pos, end - pos, &seg)) {
+                break;
+            }
+            pos += seg.bytes;
+            if (seg.kind != IC_SEG_FETCH) {
+                continue; /* cached, or being fetched, meanwhile */
+            }
+            f = ic_fetch_new_locked(bs, &seg, IC_FETCH_READ_AHEAD, true);
+            ic_core_fetch_done(s->core, f->id, true);
+            admitted[n] = ic_core_store_admit(s->core, f->id);
+            if (!admitted[n]) {
+                ic_fetch_left_locked(s);
+            }
+            fills[n++] = f;
+        }
+    }
+    /* The creator's reference goes to the store queue, or is dropped. */
+    for (size_t i = 0; i < n; i++) {
+        if (admitted[i]) {
+            ic_store_fetched(bs, fills[i]);
+        } else {
+            ic_fetch_unref(fills[i]);
+        }
+    }
+    return MIN(pos, offset + bytes) - offset;
+}
+
 /* A query of the base's block status, for a range that is not cached. */
 typedef struct IcStatusQuery {
     BlockDriverState *bs;
@@ -604,6 +682,9 @@ static void coroutine_fn ic_status_query_entry(void *opaque)
  * miss-timeout: an NBD export asks before each read, and the read that
  * follows has the deadline that matters.  With miss-timeout 0, the base
  * is asked and waited for, as before.
+ *
+ * Zeros are answered only for whole clusters, which are then recorded in
+ * the cache (ic_record_zeros()).
  */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_base_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -611,19 +692,16 @@ ic_co_base_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVIntellicacheState *s = bs->opaque;
     uint64_t timeout_ms = s->settings.miss_timeout_ms;
+    uint64_t cluster_size = s->settings.cluster_size;
     bool timed_out = false;
     IcStatusQuery *q;
     Coroutine *co;
     int ret;
 
-    if (!timeout_ms) {
-        *pnum = bytes;
-        *map = offset;
-        *file = bs->file->bs;
-        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-    }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (ic_health_state(s->health) != IC_BASE_UP || s->status_query) {
+        if (!s->has_base ||
+            (timeout_ms && (ic_health_state(s->health) != IC_BASE_UP ||
+                            s->status_query))) {
             *pnum = bytes;
             return BDRV_BLOCK_DATA;
         }
@@ -641,9 +719,9 @@ ic_co_base_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     co = qemu_coroutine_create(ic_status_query_entry, q);
     aio_co_enter(qemu_get_current_aio_context(), co);
 
-    ret = ic_co_base_op_wait(s, &q->op,
+    ret = ic_co_base_op_wait(s, &q->op, timeout_ms ?
                              qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
-                             MIN(timeout_ms, IC_BASE_SLOW_MS) * SCALE_MS,
+                             MIN(timeout_ms, IC_BASE_SLOW_MS) * SCALE_MS : 0,
                              &timed_out);
     if (ret < 0 || q->pnum <= 0) {
         /* No answer in time, or an error: data, for the whole range. */
@@ -661,6 +739,17 @@ ic_co_base_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
     }
     ic_status_query_unref(q);
+    if (ret & BDRV_BLOCK_ZERO) {
+        int64_t zeros = ic_record_zeros(bs, offset, *pnum);
+
+        if (zeros > 0) {
+            *pnum = zeros;
+        } else {
+            /* Part of a cluster: read it, so it is cached whole. */
+            *pnum = MIN(*pnum, ROUND_UP(offset + 1, cluster_size) - offset);
+            ret = BDRV_BLOCK_DATA;
+        }
+    }
     return ret;
 }
 

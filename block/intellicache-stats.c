@@ -131,6 +131,7 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .fast_failures = snap.health[IC_HEALTH_FAST_FAILS],
             .probes = snap.health[IC_HEALTH_PROBES],
             .late_fetches = snap.health[IC_HEALTH_LATE_READS],
+            .zeroed_bytes = snap.stats.zeroed_bytes,
         },
     };
     return stats;

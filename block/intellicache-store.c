@@ -256,9 +256,15 @@ static void coroutine_fn ic_store_writer_entry(void *opaque)
         if (!f) {
             break;
         }
-        if (job.write) {
+        if (job.write && job.zeros) {
+            /* A hole where the file system can: zeros cost no space. */
+            ret = bdrv_co_pwrite_zeroes(s->cache, job.cache_offset, job.bytes,
+                                        BDRV_REQ_MAY_UNMAP);
+        } else if (job.write) {
             ret = bdrv_co_pwrite(s->cache, job.cache_offset, job.bytes,
                                  f->buf, 0);
+        }
+        if (job.write) {
             WITH_QEMU_LOCK_GUARD(&s->lock) {
                 ic_core_fetch_stored(s->core, job.fetch, ret == 0);
                 ic_fetch_left_locked(s);

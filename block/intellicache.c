@@ -124,7 +124,7 @@ static bool GRAPH_RDLOCK
 ic_check_cache_node(BlockDriverState *bs, BlockDriverState *cache_bs,
                     Error **errp)
 {
-    if (cache_bs == bs->file->bs) {
+    if (bs->file && cache_bs == bs->file->bs) {
         error_setg(errp, "cache-file: node '%s' is the base image itself; "
                    "the cache needs a node of its own",
                    bdrv_get_node_name(cache_bs));
@@ -168,6 +168,24 @@ ic_prepare_cache_child(BlockDriverState *bs, QDict *options, Error **errp)
     return ic_check_cache_node(bs, cache_bs, errp);
 }
 
+/*
+ * A node opened without its base gets a placeholder for it, so that, as
+ * every filter, it has a filtered child: a node of the intellicache-offline
+ * driver, of the size the cache records, that fails every read.  Reads
+ * never reach it (the base is down, and is not probed, while the node has
+ * none).  blockdev-reopen with "file" replaces it by the real base.
+ */
+static int GRAPH_UNLOCKED
+ic_open_offline_base(BlockDriverState *bs, QDict *options, IcCore *core,
+                     Error **errp)
+{
+    qdict_put_str(options, "file.driver", IC_OFFLINE_DRIVER);
+    qdict_put_int(options, "file." IC_OFFLINE_OPT_SIZE,
+                  ic_core_geometry(core)->base_size);
+    qdict_put_str(options, "file." BDRV_OPT_READ_ONLY, "on");
+    return bdrv_open_file_child(NULL, options, "file", bs, errp);
+}
+
 static int GRAPH_UNLOCKED
 ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
@@ -184,12 +202,16 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     qemu_co_mutex_init(&s->sync_lock);
     QLIST_INIT(&s->base_ops);
 
-    if (ic_child_defined_inline(options, "file")) {
-        qdict_set_default_str(options, "file." BDRV_OPT_READ_ONLY, "on");
-    }
-    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
-    if (ret < 0) {
-        return ret;
+    s->has_base = qdict_haskey(options, "file") ||
+                  ic_child_defined_inline(options, "file");
+    if (s->has_base) {
+        if (ic_child_defined_inline(options, "file")) {
+            qdict_set_default_str(options, "file." BDRV_OPT_READ_ONLY, "on");
+        }
+        ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (!ic_prepare_cache_child(bs, options, errp)) {
         return -EINVAL;
@@ -207,21 +229,28 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     }
     s->no_io = flags & BDRV_O_NO_IO;
 
-    GRAPH_RDLOCK_GUARD_MAINLOOP();
-
-    if (!ic_check_cache_node(bs, s->cache->bs, errp)) {
-        return -EINVAL;
+    bdrv_graph_rdlock_main_loop();
+    ret = ic_check_cache_node(bs, s->cache->bs, errp) ? 0 : -EINVAL;
+    if (ret == 0) {
+        ret = ic_cache_open(bs, flags & BDRV_O_INACTIVE, &settings, &core,
+                            errp);
     }
-    s->health = ic_health_new(IC_BASE_UP);
+    bdrv_graph_rdunlock_main_loop();
+    if (ret < 0) {
+        return ret;
+    }
+    if (!s->has_base) {
+        ret = ic_open_offline_base(bs, options, core, errp);
+        if (ret < 0) {
+            ic_core_release(core);
+            return ret;
+        }
+    }
+    s->health = ic_health_new(s->has_base ? IC_BASE_UP : IC_BASE_DOWN);
     if (!s->health) {
+        ic_core_release(core);
         error_setg(errp, "Cannot allocate the base's health state");
         return -ENOMEM;
-    }
-    ret = ic_cache_open(bs, flags & BDRV_O_INACTIVE, &settings, &core, errp);
-    if (ret < 0) {
-        ic_health_free(s->health);
-        s->health = NULL;
-        return ret;
     }
     s->core = core;
     s->settings = settings;
@@ -433,11 +462,47 @@ static void ic_attach_aio_context(BlockDriverState *bs,
     ic_health_timer_new(bs, new_context);
 }
 
+/* What a reopen changes, from prepare to commit. */
+typedef struct IcReopen {
+    IcSettings settings;
+    bool attach_base;   /* "file" gives the node its first base */
+} IcReopen;
+
+/*
+ * A reopen whose "file" names another node than the base: the node's
+ * first base (it was opened without one), or a replacement.  Either must
+ * be the base the cache was recorded for.  The block layer attaches it
+ * after this prepare.
+ */
+static int GRAPH_UNLOCKED
+ic_reopen_check_base(BDRVReopenState *state, bool *attach, Error **errp)
+{
+    BlockDriverState *bs = state->bs;
+    BDRVIntellicacheState *s = bs->opaque;
+    const char *ref = qdict_get_try_str(state->options, "file");
+    BlockDriverState *base, *old;
+
+    *attach = false;
+    base = ref ? bdrv_lookup_bs(NULL, ref, NULL) : NULL;
+    if (!base) {
+        return 0; /* unchanged, or the block layer reports the reference */
+    }
+    bdrv_graph_rdlock_main_loop();
+    old = bs->file ? bs->file->bs : NULL;
+    bdrv_graph_rdunlock_main_loop();
+    if (base == old) {
+        return 0;
+    }
+    *attach = !s->has_base;
+    return ic_check_new_base(bs, base, errp);
+}
+
 /*
  * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout)
  * may change and apply at commit (reads in progress keep the miss-timeout
  * they began with); what defines the cache's content (cluster-size,
- * base-fingerprint) may not.
+ * base-fingerprint) may not.  "file" may attach the base to a node opened
+ * without one.
  */
 static int GRAPH_UNLOCKED
 ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
@@ -445,7 +510,8 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
 {
     BDRVIntellicacheState *s = state->bs->opaque;
     g_autofree char *fingerprint = NULL;
-    IcSettings *settings = g_new0(IcSettings, 1);
+    IcReopen *r = g_new0(IcReopen, 1);
+    IcSettings *settings = &r->settings;
     IcOptions opts;
     char why[256];
 
@@ -470,24 +536,33 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         error_setg(errp, "%s", why);
         goto fail;
     }
-    state->opaque = settings;
+    if (ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
+        goto fail;
+    }
+    state->opaque = r;
     return 0;
 
 fail:
-    g_free(settings);
+    g_free(r);
     return -EINVAL;
 }
 
 static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
 {
-    BDRVIntellicacheState *s = state->bs->opaque;
-    IcSettings *settings = state->opaque;
+    BlockDriverState *bs = state->bs;
+    BDRVIntellicacheState *s = bs->opaque;
+    IcReopen *r = state->opaque;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        ic_core_apply_settings(s->core, settings);
-        s->settings = *settings;
+        ic_core_apply_settings(s->core, &r->settings);
+        s->settings = r->settings;
+        if (r->attach_base) {
+            s->has_base = true;
+            ic_health_note_locked(bs, IC_BASE_READ_OK,
+                                  "the base was attached");
+        }
     }
-    g_free(settings);
+    g_free(r);
     state->opaque = NULL;
 }
 
@@ -496,6 +571,71 @@ static void GRAPH_UNLOCKED ic_reopen_abort(BDRVReopenState *state)
     g_free(state->opaque);
     state->opaque = NULL;
 }
+
+/*
+ * intellicache-offline: the placeholder base of a node opened without one
+ * (ic_open_offline_base()).  It has the size the cache records and fails
+ * every read with ENOMEDIUM.
+ */
+typedef struct IcOfflineState {
+    uint64_t size;
+} IcOfflineState;
+
+static QemuOptsList ic_offline_opts = {
+    .name = IC_OFFLINE_DRIVER,
+    .head = QTAILQ_HEAD_INITIALIZER(ic_offline_opts.head),
+    .desc = {
+        {
+            .name = IC_OFFLINE_OPT_SIZE,
+            .type = QEMU_OPT_SIZE,
+            .help = "size of the base the cache records",
+        },
+        { /* end of list */ }
+    },
+};
+
+static int ic_offline_open(BlockDriverState *bs, QDict *options, int flags,
+                           Error **errp)
+{
+    IcOfflineState *s = bs->opaque;
+    QemuOpts *opts = qemu_opts_create(&ic_offline_opts, NULL, 0,
+                                      &error_abort);
+    bool ok = qemu_opts_absorb_qdict(opts, options, errp);
+
+    s->size = qemu_opt_get_size(opts, IC_OFFLINE_OPT_SIZE, 0);
+    qemu_opts_del(opts);
+    return ok ? 0 : -EINVAL;
+}
+
+static int64_t coroutine_fn ic_offline_co_getlength(BlockDriverState *bs)
+{
+    IcOfflineState *s = bs->opaque;
+
+    return s->size;
+}
+
+static int coroutine_fn
+ic_offline_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                     QEMUIOVector *qiov, BdrvRequestFlags flags)
+{
+    return -ENOMEDIUM;
+}
+
+static int ic_offline_reopen_prepare(BDRVReopenState *state,
+                                     BlockReopenQueue *queue, Error **errp)
+{
+    return 0;
+}
+
+static BlockDriver bdrv_intellicache_offline = {
+    .format_name                = IC_OFFLINE_DRIVER,
+    .protocol_name              = IC_OFFLINE_DRIVER,
+    .instance_size              = sizeof(IcOfflineState),
+    .bdrv_open                  = ic_offline_open,
+    .bdrv_co_getlength          = ic_offline_co_getlength,
+    .bdrv_co_preadv             = ic_offline_co_preadv,
+    .bdrv_reopen_prepare        = ic_offline_reopen_prepare,
+};
 
 /* Tunables: blockdev-reopen may change them, or reset them to default. */
 static const char *const ic_mutable_opts[] = {
@@ -549,6 +689,7 @@ static BlockDriver bdrv_intellicache = {
 static void bdrv_intellicache_init(void)
 {
     bdrv_register(&bdrv_intellicache);
+    bdrv_register(&bdrv_intellicache_offline);
 }
 
 block_init(bdrv_intellicache_init);

@@ -35,9 +35,11 @@ pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-ve
   libglib2.0-dev libnfs-dev libaio-dev liburing-dev libzstd-dev zlib1g-dev
   libfuse3-dev libjson-c-dev libgtest-dev libgmock-dev dpkg-dev xz-utils
   clang clang-format clang-tidy cppcheck libclang-rt-14-dev valgrind"
-# Servers and clients for the tests and the demo (all used on loopback).
+# Servers and clients for the tests and the demo (all used on loopback);
+# iproute2 and nftables for the outage tests' network namespaces and their
+# blackhole (tests/e2e/test_outage_e2e.py).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
-  libnbd-bin python3-pycotap python3-matplotlib"
+  libnbd-bin python3-pycotap python3-matplotlib iproute2 nftables"
 # The TCG guest of tests/guest: busybox-static and cpio make its initramfs
 # (scripts/guest-image.sh; its kernel is fetched with 'apt-get download'
 # into build/guest/cache, not installed); its firmware is seabios and

@@ -173,6 +173,12 @@ IcOpenAction ic_open_decide(IcHeaderStatus status, bool base_readable,
     });
 }
 
+IcOpenAction ic_open_decide_without_base(IcHeaderStatus status) {
+    return no_throw([&] {
+        return intellicache::OpenDecision::decide_without_base(status);
+    });
+}
+
 size_t ic_fingerprint_preamble(uint64_t base_size,
                                uint8_t out[IC_FINGERPRINT_PREAMBLE_MAX]) {
     return no_throw([&] {
@@ -268,6 +274,12 @@ bool ic_core_note_read(IcCore *core, uint64_t offset, uint64_t bytes,
         *ra_bytes = ra->bytes;
         return true;
     });
+}
+
+size_t ic_core_plan_zeros(IcCore *core, uint64_t offset, uint64_t bytes,
+                          IcSegment *seg) {
+    return no_throw(
+        [&] { return core->core->plan_zeros(offset, bytes, *seg); });
 }
 
 size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,

@@ -186,6 +186,26 @@ std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
     return n;
 }
 
+/*
+ * Zeros the base reported are recorded like fetched data, so that the
+ * clusters count as present (and durable) through the same pipeline, but
+ * nothing is read: the writer writes zeros.  Not counted as fetches.
+ */
+std::size_t Core::plan_zeros(std::uint64_t offset, std::uint64_t bytes,
+                             IcSegment &seg) {
+    if (!state_.caching()) {
+        return 0;
+    }
+    PlanCounters counters;
+    const std::size_t n =
+        Planner(geometry_, present_, inflight_, max_fetch_clusters_)
+            .plan(offset, bytes, std::span(&seg, 1), counters);
+    if (n == 1 && seg.kind == IC_SEG_FETCH) {
+        known_fetch(seg.fetch, "ic_core_plan_zeros").zeros = true;
+    }
+    return n;
+}
+
 Fetch &Core::known_fetch(IcFetchId id, const char *call) {
     Fetch *f = inflight_.find(id);
     IC_CHECK(f != nullptr, "%s() of unknown fetch %" PRIu64, call, id);
@@ -216,7 +236,9 @@ void Core::fetch_done(IcFetchId id, bool ok) {
              id, fetch_state_name(f.state));
     if (ok) {
         f.state = FetchState::done;
-        stats_.fetched_bytes += fetch_bytes(f);
+        if (!f.zeros) {
+            stats_.fetched_bytes += fetch_bytes(f);
+        }
     } else {
         stats_.fetch_errors++;
         inflight_.remove(id);
@@ -231,10 +253,10 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
              id, fetch_state_name(f.state));
     const std::uint64_t bytes = fetch_bytes(f);
     if (f.state == FetchState::writing) {
-        store_.release(bytes);
+        store_.release(backlog_bytes(f));
     }
     if (ok) {
-        stats_.stored_bytes += bytes;
+        (f.zeros ? stats_.zeroed_bytes : stats_.stored_bytes) += bytes;
         present_.set_range(f.first, f.count);
         durability_.note_stored(f.first, f.count);
     } else {
@@ -250,7 +272,7 @@ void Core::fetch_dropped(IcFetchId id) {
              ", which is %s, not done or handed to a writer",
              id, fetch_state_name(f.state));
     if (f.state == FetchState::writing) {
-        store_.release(fetch_bytes(f));
+        store_.release(backlog_bytes(f));
     }
     skip(f);
 }
@@ -261,7 +283,7 @@ bool Core::store_admit(IcFetchId id) {
              "ic_core_store_admit() of fetch %" PRIu64
              ", which is %s, not done",
              id, fetch_state_name(f.state));
-    const std::uint64_t bytes = fetch_bytes(f);
+    const std::uint64_t bytes = backlog_bytes(f);
     if (!state_.caching() || !store_.fits(bytes)) {
         skip(f);
         return false;
@@ -285,18 +307,18 @@ bool Core::store_next(IcStoreJob &job) {
              "fetch %" PRIu64 " in the store "
              "queue is %s",
              *id, fetch_state_name(f.state));
-    const std::uint64_t bytes = fetch_bytes(f);
     job = IcStoreJob{};
     job.fetch = f.id;
     job.opaque = f.opaque;
     job.cache_offset = cache_offset(geometry_.cluster_start(f.first));
-    job.bytes = bytes;
+    job.bytes = fetch_bytes(f);
+    job.zeros = f.zeros;
     /* The state may have left CACHING since the fetch was admitted. */
     job.write = state_.caching();
     if (job.write) {
         f.state = FetchState::writing;
     } else {
-        store_.release(bytes);
+        store_.release(backlog_bytes(f));
         skip(f);
     }
     return true;

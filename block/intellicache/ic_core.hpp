@@ -38,7 +38,8 @@ class MessageBuffer;
  * The life of a fetch, and the calls that move it on (anything else is a
  * protocol error and aborts, see ic_check.hpp):
  *
- *   plan / plan_read_ahead      -> pending
+ *   plan / plan_read_ahead /
+ *   plan_zeros                  -> pending
  *   pending  fetch_done(ok)     -> done       fetch_done(!ok) -> forgotten
  *   done     store_admit        -> queued, or forgotten (not CACHING, or
  *                                  the backlog is full: skipped)
@@ -84,6 +85,8 @@ public:
     /* ic_core_plan_prefetch(). */
     std::size_t plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
                               IcSegment &seg);
+    std::size_t plan_zeros(std::uint64_t offset, std::uint64_t bytes,
+                           IcSegment &seg);
     void fetch_set_opaque(IcFetchId id, void *opaque);
     void fetch_done(IcFetchId id, bool ok);
     void fetch_stored(IcFetchId id, bool ok);
@@ -142,6 +145,10 @@ private:
     Fetch &known_fetch(IcFetchId id, const char *call);
     /* Bytes of the base fetch @f covers. */
     std::uint64_t fetch_bytes(const Fetch &f) const;
+    /* Bytes @f holds in the store backlog: none for a zero fill. */
+    std::uint64_t backlog_bytes(const Fetch &f) const {
+        return f.zeros ? 0 : fetch_bytes(f);
+    }
     /* Forgets @f as deliberately not stored. */
     void skip(const Fetch &f);
     /*

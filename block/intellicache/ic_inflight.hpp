@@ -33,6 +33,7 @@ struct Fetch {
     std::uint64_t count; /* clusters */
     FetchState state;
     void *opaque; /* the glue's object, handed to waiters */
+    bool zeros;   /* a zero fill: nothing is read, zeros are written */
 };
 
 /*

@@ -34,4 +34,8 @@ IcOpenAction OpenDecision::decide(IcHeaderStatus status, bool base_readable,
     return writable ? IC_OPEN_RESET : IC_OPEN_EMPTY;
 }
 
+IcOpenAction OpenDecision::decide_without_base(IcHeaderStatus status) {
+    return status == IC_HEADER_OK ? IC_OPEN_USE : IC_OPEN_REFUSE;
+}
+
 } // namespace intellicache

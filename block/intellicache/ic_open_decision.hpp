@@ -28,6 +28,8 @@ class OpenDecision {
 public:
     static IcOpenAction decide(IcHeaderStatus status, bool base_readable,
                                bool writable);
+    /* Without the base: only a valid cache is used, nothing is written. */
+    static IcOpenAction decide_without_base(IcHeaderStatus status);
 };
 
 } // namespace intellicache

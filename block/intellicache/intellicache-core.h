@@ -98,6 +98,11 @@ extern "C" {
 #define IC_META_BATCH 64u
 /* Segments planned at a time for one read. */
 #define IC_PLAN_SEGMENTS 16u
+/*
+ * Zero fills started by one block status answer, at most: the answer ends
+ * where they end, and the caller asks again for the rest.
+ */
+#define IC_ZERO_FILL_SEGMENTS 16u
 
 /* Where things live in a cache file for a given base size and cluster size. */
 typedef struct IcGeometry {
@@ -235,6 +240,15 @@ typedef enum IcOpenAction {
  */
 IcOpenAction ic_open_decide(IcHeaderStatus status, bool base_readable,
                             bool writable);
+
+/*
+ * The same for a node opened without its base (offline start): a valid
+ * cache is used as it is recorded (check the header with a NULL expected
+ * header, then again with the recorded one and the requested cluster
+ * size); anything else is refused, since it could be neither checked
+ * against the base nor formatted for it.
+ */
+IcOpenAction ic_open_decide_without_base(IcHeaderStatus status);
 
 /* ---- The base's fingerprint (part of the on-disk format) ---- */
 
@@ -395,6 +409,21 @@ size_t ic_core_plan_read_ahead(IcCore *core, uint64_t offset, uint64_t bytes,
 size_t ic_core_plan_prefetch(IcCore *core, uint64_t offset, uint64_t bytes,
                              IcSegment *seg);
 
+/*
+ * Plan the first segment of recording [offset, offset + bytes), which the
+ * base reported as reading zeros, without reading it: like
+ * ic_core_plan_read_ahead(), but a FETCH segment is a zero fill.  It takes
+ * no fetch slot and is never read from the base: the glue calls
+ * ic_core_fetch_done() at once, admits it (it takes no room in the store
+ * backlog, having no data) and its writer writes zeros (IcStoreJob.zeros).
+ * Once stored, its clusters are present like any others, so reads and
+ * block status of them are answered locally.  The range must be whole
+ * clusters (its end may be the end of the base).  Returns 0 if the range
+ * is empty or the cache is not CACHING.
+ */
+size_t ic_core_plan_zeros(IcCore *core, uint64_t offset, uint64_t bytes,
+                          IcSegment *seg);
+
 /* Attach the glue's object to a fetch (returned in later WAIT segments). */
 void ic_core_fetch_set_opaque(IcCore *core, IcFetchId id, void *opaque);
 
@@ -550,6 +579,8 @@ typedef struct IcStoreJob {
     bool write;            /* false: the cache stopped caching meanwhile;
                               the fetch is already dropped, only release
                               the glue's object */
+    bool zeros;            /* a zero fill (ic_core_plan_zeros()): write
+                              zeros, there is no data */
 } IcStoreJob;
 
 /*
@@ -779,6 +810,7 @@ typedef struct IcStats {
     uint64_t durable_clusters; /* clusters recorded on disk */
     uint64_t inflight_fetches; /* fetches not yet forgotten */
     uint64_t store_backlog;    /* bytes fetched and queued to store */
+    uint64_t zeroed_bytes;     /* bytes recorded as zeros, not read */
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);

@@ -67,5 +67,21 @@ class NodeStatsTest(unittest.TestCase):
             h.node_stats(FakeQMP([blockstats("b")], [named("b", kind="file")]), "b")
 
 
+class NodesTest(unittest.TestCase):
+    """The base node options the tests, the demo and the benchmarks use."""
+
+    def test_nbd_base_sets_reconnect_delay(self):
+        self.assertEqual(h.nbd_base("/run/b.sock"),
+                         {"driver": "nbd", "server": {"type": "unix", "path": "/run/b.sock"},
+                          "reconnect-delay": h.RECONNECT_DELAY})
+        self.assertGreater(h.RECONNECT_DELAY, 0)
+
+    def test_nbd_base_tcp_export_and_no_delay(self):
+        self.assertEqual(h.nbd_base(host="10.200.0.2", port=10809, export="ic0",
+                                    reconnect_delay=0),
+                         {"driver": "nbd", "export": "ic0",
+                          "server": {"type": "inet", "host": "10.200.0.2", "port": "10809"}})
+
+
 if __name__ == "__main__":
     unittest.main()

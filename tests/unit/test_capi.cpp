@@ -358,6 +358,77 @@ TEST(CApi, MissThroughTheWholePipeline) {
     ic_core_free(core);
 }
 
+/*
+ * Zeros the base reported: recorded through the store pipeline without a
+ * base read, a slot or room in the backlog, and present once written.
+ */
+TEST(CApi, ZerosAreRecordedWithoutReadingTheBase) {
+    IcGeometry g;
+    ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));
+    char why[128];
+    IcCore *core = ic_core_new(&g, 9, 4 * kCs, 1, why, sizeof(why));
+    ASSERT_NE(core, nullptr) << why;
+
+    /* The only slot is busy: a zero fill needs none. */
+    ASSERT_TRUE(ic_core_slot_take(core, IC_FETCH_DEMAND));
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan_zeros(core, 2 * kCs, 6 * kCs, &seg), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_FETCH);
+    EXPECT_EQ(seg.fetch_offset, 2 * kCs);
+    EXPECT_EQ(seg.fetch_bytes, 4 * kCs) << "split at max-fetch";
+    int fill = 0;
+    ic_core_fetch_set_opaque(core, seg.fetch, &fill);
+
+    /* A reader meanwhile waits on it, as on any fetch. */
+    IcSegment rseg;
+    ASSERT_EQ(ic_core_plan(core, 3 * kCs, 100, &rseg, 1), 1U);
+    EXPECT_EQ(rseg.kind, IC_SEG_WAIT);
+    EXPECT_EQ(rseg.opaque, &fill);
+
+    ic_core_fetch_done(core, seg.fetch, true);
+    ASSERT_TRUE(ic_core_store_admit(core, seg.fetch));
+    IcStats st;
+    ic_core_get_stats(core, &st);
+    EXPECT_EQ(st.store_backlog, 0U) << "no data, no backlog";
+    EXPECT_EQ(st.fetched_bytes, 0U);
+    EXPECT_EQ(st.fetches, 0U);
+
+    ASSERT_TRUE(ic_core_store_writer_start(core));
+    IcStoreJob job;
+    ASSERT_TRUE(ic_core_store_next(core, &job));
+    EXPECT_TRUE(job.zeros);
+    EXPECT_TRUE(job.write);
+    EXPECT_EQ(job.bytes, 4 * kCs);
+    EXPECT_EQ(job.cache_offset, ic_core_cache_offset(core, 2 * kCs));
+    ic_core_fetch_stored(core, job.fetch, true);
+    EXPECT_FALSE(ic_core_store_next(core, &job));
+
+    ic_core_get_stats(core, &st);
+    EXPECT_EQ(st.zeroed_bytes, 4 * kCs);
+    EXPECT_EQ(st.stored_bytes, 0U);
+    EXPECT_EQ(st.cached_clusters, 4U);
+    EXPECT_EQ(st.inflight_fetches, 0U);
+    EXPECT_TRUE(ic_core_sync_needed(core)) << "recorded durably like data";
+    bool present = false;
+    EXPECT_EQ(ic_core_present_run(core, 2 * kCs, 4 * kCs, &present), 4 * kCs);
+    EXPECT_TRUE(present);
+
+    /* The rest of the range; then nothing is left to fill. */
+    ASSERT_EQ(ic_core_plan_zeros(core, 6 * kCs, 2 * kCs, &seg), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_FETCH);
+    ic_core_fetch_done(core, seg.fetch, true);
+    ic_core_fetch_dropped(core, seg.fetch);
+    ASSERT_EQ(ic_core_plan_zeros(core, 2 * kCs, 4 * kCs, &seg), 1U);
+    EXPECT_EQ(seg.kind, IC_SEG_HIT);
+    EXPECT_EQ(ic_core_plan_zeros(core, 0, 0, &seg), 0U);
+
+    /* Not while the cache does not store. */
+    ic_core_set_active(core, false);
+    EXPECT_EQ(ic_core_plan_zeros(core, 8 * kCs, kCs, &seg), 0U);
+    EXPECT_FALSE(ic_core_slot_put(core));
+    ic_core_free(core);
+}
+
 TEST(CApiDeathTest, FreeWithPooledBuffersAborts) {
     IcGeometry g;
     ASSERT_TRUE(ic_geometry_init(&g, kBase, kCs, nullptr, 0));

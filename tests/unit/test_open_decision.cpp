@@ -93,4 +93,16 @@ TEST(OpenDecision, UnknownStatusIsRefused) {
               IC_OPEN_REFUSE);
 }
 
+/* Without the base, only a valid cache is used; nothing is ever written. */
+TEST(OpenDecision, WithoutTheBaseOnlyAValidCacheIsUsed) {
+    EXPECT_EQ(ic_open_decide_without_base(IC_HEADER_OK), IC_OPEN_USE);
+    for (int s = IC_HEADER_EMPTY; s <= IC_HEADER_FINGERPRINT; s++) {
+        EXPECT_EQ(ic_open_decide_without_base(static_cast<IcHeaderStatus>(s)),
+                  IC_OPEN_REFUSE)
+            << s;
+    }
+    EXPECT_EQ(ic_open_decide_without_base(static_cast<IcHeaderStatus>(15)),
+              IC_OPEN_REFUSE);
+}
+
 } // namespace

@@ -19,6 +19,7 @@ Modules (everything public is also available from the package itself,
   qmp       QMP: a blocking connection built on QEMU's qemu.qmp library
   stats     node_stats(): the only reader of the intellicache node's counters
   nodes     --blockdev option dicts (bases, file, intellicache, qcow2)
+  netns     NetPair: two network namespaces, a veth pair, a blackhole
   daemon    StorageDaemon (any nodes and exports), IcDaemon (base -> cache)
   images    seeded random images, cache files, qcow2 overlays, sha256
   nbd       nbd_read_all (nbdcopy), NbdClient (reads at any offset)
@@ -40,7 +41,9 @@ from .fio import fio_finish, fio_start, run_fio, run_fio_argv
 from .images import (create_cache_file, make_base_image, overwrite_in_place, qcow2_overlay,
                      sha256_file, write_random)
 from .nbd import NbdClient, NbdError, ReadResult, nbd_read_all, nbd_uri
-from .nodes import CACHE_DIRECT, file_node, intellicache_node, nbd_base, nfs_base, qcow2_node
+from .netns import NetPair
+from .nodes import (CACHE_DIRECT, RECONNECT_DELAY, file_node, intellicache_node, nbd_base,
+                    nfs_base, qcow2_node)
 from .process import Server, die_with_parent, exit_on_sigterm, proc_state
 from .qmp import QMP, QMPError
 from .servers import Ganesha, Nbdkit
@@ -56,7 +59,9 @@ __all__ = [
     "create_cache_file", "make_base_image", "overwrite_in_place", "qcow2_overlay",
     "sha256_file", "write_random",
     "NbdClient", "NbdError", "ReadResult", "nbd_read_all", "nbd_uri",
-    "CACHE_DIRECT", "file_node", "intellicache_node", "nbd_base", "nfs_base", "qcow2_node",
+    "NetPair",
+    "CACHE_DIRECT", "RECONNECT_DELAY", "file_node", "intellicache_node", "nbd_base",
+    "nfs_base", "qcow2_node",
     "Server", "die_with_parent", "exit_on_sigterm", "proc_state",
     "QMP", "QMPError",
     "Ganesha", "Nbdkit",

@@ -18,18 +18,22 @@ class StorageDaemon(Server):
     """qemu-storage-daemon with the nodes @blockdevs (a list of --blockdev
     option dicts, in order) and one NBD export per node name in @exports,
     each named after its node.  Once started, .qmp is a QMP connection
-    (harness.qmp.QMP) to its monitor."""
+    (harness.qmp.QMP) to its monitor.  With @netns (a harness.netns.NetPair)
+    the daemon runs in its client namespace; its sockets are files, so it
+    is reached as usual.  stop() and start() again restart it with the same
+    options (a restart of the same daemon)."""
 
     name = "qemu-storage-daemon"
 
-    def __init__(self, workdir, blockdevs, exports, tag="qsd"):
+    def __init__(self, workdir, blockdevs, exports, tag="qsd", netns=None):
         super().__init__()
         self.workdir = Path(workdir)
         self.tag = tag
         self.socket = self.workdir / f"{tag}-nbd.sock"
         self.qmp_path = self.workdir / f"{tag}-qmp.sock"
         self.node = exports[0] if exports else None
-        self.argv = [str(qsd_binary())]
+        self.argv = netns.argv_in(netns.client_ns) if netns is not None else []
+        self.argv += [str(qsd_binary())]
         for b in blockdevs:
             self.argv += ["--blockdev", json.dumps(b)]
         self.argv += ["--nbd-server", f"addr.type=unix,addr.path={self.socket}"]
@@ -104,11 +108,11 @@ class IcDaemon(StorageDaemon):
     """
 
     def __init__(self, workdir, base, cache=None, ic_options=None, tag="qsd",
-                 cache_options=None):
+                 cache_options=None, netns=None):
         blockdevs = [dict(base, **{"node-name": "base0", "read-only": True})]
         if cache:
             blockdevs.append(dict(file_node("cache0", cache, direct=False),
                                   **(cache_options or {})))
             blockdevs.append(intellicache_node("ic0", "base0", "cache0",
                                                **(ic_options or {})))
-        super().__init__(workdir, blockdevs, ["ic0" if cache else "base0"], tag)
+        super().__init__(workdir, blockdevs, ["ic0" if cache else "base0"], tag, netns)

@@ -8,15 +8,35 @@ build: bases, file nodes, intellicache and qcow2 overlays."""
 CACHE_DIRECT = {"cache": {"direct": True}, "aio": "native"}
 
 
+# Seconds a request of QEMU's nbd client waits for a lost connection to
+# come back before it fails (its reconnect-delay option).  Without it the
+# client gives up at the first connection error: each request fails at
+# once.  2 s, well below the node's miss-timeout, as docs/outages.rst
+# recommends: the intellicache node retries failed base reads itself.
+RECONNECT_DELAY = 2
+
+
 def nfs_base(ganesha, name):
     """A QEMU nfs node for @name on the Ganesha server @ganesha."""
-    return {"driver": "nfs", "server": {"type": "inet", "host": "127.0.0.1"},
+    return {"driver": "nfs", "server": {"type": "inet", "host": ganesha.host},
             "path": ganesha.path(name)}
 
 
-def nbd_base(socket_path):
-    """A QEMU nbd client node on a unix socket."""
-    return {"driver": "nbd", "server": {"type": "unix", "path": str(socket_path)}}
+def nbd_base(socket_path=None, export=None, host=None, port=None,
+             reconnect_delay=RECONNECT_DELAY):
+    """A QEMU nbd client node on the unix socket @socket_path, or on TCP
+    @host:@port; @export names the export (the server's default if None).
+    @reconnect_delay: QEMU's reconnect-delay (None or 0 leaves it out)."""
+    if socket_path is not None:
+        server = {"type": "unix", "path": str(socket_path)}
+    else:
+        server = {"type": "inet", "host": host, "port": str(port)}
+    d = {"driver": "nbd", "server": server}
+    if export is not None:
+        d["export"] = export
+    if reconnect_delay:
+        d["reconnect-delay"] = reconnect_delay
+    return d
 
 
 def file_node(node, filename, read_only=False, direct=True):

@@ -73,6 +73,21 @@ class QMP:
         except (LibQMPError, OSError) as e:
             raise QMPError(f"{name}: {e!r}", name) from e
 
+    def events(self, name=None, wait=0.0):
+        """The events received since the last call, oldest first (QMP
+        messages as dicts: event, data, timestamp), only those called
+        @name if given.  Events are read while a command runs; @wait
+        seconds more are spent reading them first."""
+        async def drain():
+            await asyncio.sleep(wait)
+            return self._client.events.clear()
+        try:
+            messages = self._run(drain(), wait + self.timeout)
+        except (LibQMPError, OSError) as e:
+            raise QMPError(f"reading events: {e!r}") from e
+        result = [dict(m) for m in messages]
+        return [m for m in result if name is None or m["event"] == name]
+
     def close(self):
         """Disconnect; safe to call more than once and after the peer died."""
         if self._loop.is_closed():

@@ -33,9 +33,11 @@ class DaemonTestCase(unittest.TestCase):
     def new_cache(self, name="cache.img"):
         return create_cache_file(self.dir / name)
 
-    def start_daemon(self, base, cache, tag="qsd", cache_options=None, **ic_options):
+    def start_daemon(self, base, cache, tag="qsd", cache_options=None, netns=None,
+                     **ic_options):
         """Start an IcDaemon that is stopped at the end of the test in any case."""
-        d = IcDaemon(self.dir, base, cache, ic_options, tag=tag, cache_options=cache_options)
+        d = IcDaemon(self.dir, base, cache, ic_options, tag=tag, cache_options=cache_options,
+                     netns=netns)
         self.addCleanup(d.stop)
         return d.start()
 
