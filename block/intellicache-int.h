@@ -2,17 +2,24 @@
  * intellicache: the driver's private header, shared by its C files.
  *
  *   intellicache.c        driver table, open/close, options, permissions,
- *                         activation (migration), drain, AioContext moves
+ *                         activation (migration), drain, AioContext moves;
+ *                         the placeholder base of a node opened without
+ *                         one (intellicache-offline)
  *   intellicache-file.c   the cache file: header check, fingerprint of the
  *                         base, formatting, loading the presence bitmap
  *   intellicache-health.c the base's health: its events, the timer that
  *                         spots slow reads, ends waits at their deadline
  *                         and probes a base that is down
  *   intellicache-read.c   the read path: hits, fetches, read-ahead, block
- *                         status
+ *                         status, zero fills of what the base says is
+ *                         zeros
  *   intellicache-store.c  storing fetched data and writing the metadata
  *                         that records it (sync)
  *   intellicache-stats.c  what QMP and qemu-img show
+ *   intellicache-profile.c recording boot profiles
+ *   intellicache-job.c    the prefetch job and BDRV_REQ_PREFETCH reads
+ *   intellicache-qmp.c    the module's side of the QMP commands, called
+ *                         through intellicache-module.c (in the binaries)
  *
  * Every decision is made by the C++ core (block/intellicache/, API in
  * intellicache-core.h); these files execute them.
