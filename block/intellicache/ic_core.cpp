@@ -172,13 +172,7 @@ std::size_t Core::plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
 
 std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
                                IcSegment &seg, std::uint64_t &counter) {
-    if (!state_.caching()) {
-        return 0;
-    }
-    PlanCounters counters;
-    const std::size_t n =
-        Planner(geometry_, present_, inflight_, max_fetch_clusters_)
-            .plan(offset, bytes, std::span(&seg, 1), counters);
+    const std::size_t n = plan_one(offset, bytes, seg);
     if (n == 1 && seg.kind == IC_SEG_FETCH) {
         stats_.fetches++;
         counter += seg.fetch_bytes;
@@ -193,17 +187,26 @@ std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
  */
 std::size_t Core::plan_zeros(std::uint64_t offset, std::uint64_t bytes,
                              IcSegment &seg) {
-    if (!state_.caching()) {
-        return 0;
-    }
-    PlanCounters counters;
-    const std::size_t n =
-        Planner(geometry_, present_, inflight_, max_fetch_clusters_)
-            .plan(offset, bytes, std::span(&seg, 1), counters);
+    const std::size_t n = plan_one(offset, bytes, seg);
     if (n == 1 && seg.kind == IC_SEG_FETCH) {
         known_fetch(seg.fetch, "ic_core_plan_zeros").zeros = true;
     }
     return n;
+}
+
+/*
+ * The first segment of [offset, offset + bytes), not counted as a user
+ * read; nothing unless CACHING: data that cannot be stored is not worth
+ * fetching, or recording, for nobody.
+ */
+std::size_t Core::plan_one(std::uint64_t offset, std::uint64_t bytes,
+                           IcSegment &seg) {
+    if (!state_.caching()) {
+        return 0;
+    }
+    PlanCounters counters;
+    return Planner(geometry_, present_, inflight_, max_fetch_clusters_)
+        .plan(offset, bytes, std::span(&seg, 1), counters);
 }
 
 Fetch &Core::known_fetch(IcFetchId id, const char *call) {

@@ -140,6 +140,9 @@ private:
      */
     std::size_t plan_unasked(std::uint64_t offset, std::uint64_t bytes,
                              IcSegment &seg, std::uint64_t &counter);
+    /* The first segment of a range, not a user read; 0 unless caching. */
+    std::size_t plan_one(std::uint64_t offset, std::uint64_t bytes,
+                         IcSegment &seg);
 
     /* The fetch @id, which must be known; @call names the API function. */
     Fetch &known_fetch(IcFetchId id, const char *call);
