@@ -1,0 +1,95 @@
+/*
+ * intellicache core: which cached clusters to keep when the cache is full.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_EVICTION_HPP
+#define IC_EVICTION_HPP
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+namespace intellicache {
+
+class MessageBuffer;
+
+/*
+ * S3-FIFO (Yang et al., SOSP 2023) over the clusters of one cache: a small
+ * FIFO that new clusters enter, a main FIFO for clusters read again, and
+ * ghost entries that remember clusters recently evicted from the small
+ * FIFO.  A cluster read once (a scan) leaves through the small FIFO without
+ * disturbing the main one; a cluster read again moves to main; a cluster
+ * that comes back while it is a ghost goes straight to main.  See
+ * docs/design.rst, Eviction, for the choice and its figures.
+ *
+ * The policy only orders clusters; it does not know whether their data is
+ * durable, pinned or being freed: the core decides when a cluster enters
+ * (insert, load) and frees what evict() returns.  Its state is a hint, not
+ * part of the on-disk format: after a restart it is rebuilt by load() from
+ * the presence bitmap.
+ *
+ * Cost: O(1) amortised per call, no allocation after create(); touch() is
+ * on every hit and is a few instructions.  Memory: a few bits per cluster
+ * of the base plus a few bytes per resident and ghost cluster;
+ * memory_bytes() says how much.
+ *
+ * Cluster indices are below the @cluster_count given to create() (at most
+ * IC_MAX_CLUSTER_COUNT, so they fit 32 bits).  Not thread-safe: the core's
+ * caller serialises.
+ */
+class EvictionPolicy {
+public:
+    /*
+     * A policy for a base of @cluster_count clusters that keeps at most
+     * @capacity clusters (>= 1).  nullptr, with a message in @why, if its
+     * memory cannot be allocated.
+     */
+    static std::unique_ptr<EvictionPolicy> create(std::uint64_t cluster_count,
+                                                  std::uint64_t capacity,
+                                                  MessageBuffer &why);
+
+    std::uint64_t capacity() const;
+    /*
+     * A new bound (>= 1).  Lowering it below resident() evicts nothing by
+     * itself: the caller calls evict() until resident() <= capacity().
+     */
+    void set_capacity(std::uint64_t capacity);
+
+    /* Clusters inserted or loaded and not evicted since. */
+    std::uint64_t resident() const;
+
+    /*
+     * Cluster @index was stored in the cache (it must not be resident).  It
+     * enters the small FIFO, or the main one if it is a ghost.  The caller
+     * keeps resident() <= capacity() by evicting first: insert() itself
+     * never evicts.
+     */
+    void insert(std::uint64_t index);
+
+    /*
+     * Cluster @index was found in the cache at open (no history is known):
+     * it enters the main FIFO.  Must not be resident.
+     */
+    void load(std::uint64_t index);
+
+    /*
+     * A read hit cluster @index.  No-op unless it is resident (clusters the
+     * policy does not track, such as zero fills, may be hit too).
+     */
+    void touch(std::uint64_t index);
+
+    /*
+     * Choose the next cluster to evict and forget it as resident (it may
+     * become a ghost).  nullopt when nothing is resident.
+     */
+    std::optional<std::uint64_t> evict();
+
+    /* Bytes of memory the policy holds. */
+    std::uint64_t memory_bytes() const;
+};
+
+} // namespace intellicache
+
+#endif
