@@ -7,9 +7,12 @@
 #ifndef IC_EVICTION_HPP
 #define IC_EVICTION_HPP
 
+#include "ic_cluster_ring.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace intellicache {
 
@@ -30,10 +33,11 @@ class MessageBuffer;
  * part of the on-disk format: after a restart it is rebuilt by load() from
  * the presence bitmap.
  *
- * Cost: O(1) amortised per call, no allocation after create(); touch() is
- * on every hit and is a few instructions.  Memory: a few bits per cluster
- * of the base plus a few bytes per resident and ghost cluster;
- * memory_bytes() says how much.
+ * Cost: O(1) amortised per call, no allocation after create() except in
+ * set_capacity() and in load() beyond the capacity (both rare; they throw
+ * std::bad_alloc); touch() is on every hit and is a few instructions.
+ * Memory: a few bits per cluster of the base plus a few bytes per resident
+ * and ghost cluster; memory_bytes() says how much.
  *
  * Cluster indices are below the @cluster_count given to create() (at most
  * IC_MAX_CLUSTER_COUNT, so they fit 32 bits).  Not thread-safe: the core's
@@ -88,6 +92,36 @@ public:
 
     /* Bytes of memory the policy holds. */
     std::uint64_t memory_bytes() const;
+
+private:
+    EvictionPolicy(std::uint64_t cluster_count, std::uint64_t capacity);
+
+    /* @index, checked to be a cluster of the base, for @call's message. */
+    std::uint32_t checked(std::uint64_t index, const char *call) const;
+    /* A cluster's 4 bits of state: where it is and its frequency. */
+    std::uint8_t state(std::uint32_t index) const;
+    void set_state(std::uint32_t index, std::uint8_t state);
+
+    /*
+     * Takes clusters from the head of the small FIFO: those read again
+     * move to main, the first one that was not is evicted and becomes a
+     * ghost.  nullopt if all of them moved.
+     */
+    std::optional<std::uint32_t> evict_small();
+    /* Takes clusters from the head of main until one was not read again. */
+    std::uint32_t evict_main();
+    /* @index becomes a ghost, the oldest ghost is forgotten if need be. */
+    void remember(std::uint32_t index);
+    /* Forgets the ghost of a ghost ring entry, if it is still one. */
+    void forget(std::uint32_t index);
+
+    std::uint64_t cluster_count_;
+    std::uint64_t capacity_;
+    std::uint64_t small_target_; /* evict from small while it holds this */
+    std::vector<std::uint8_t> states_; /* two clusters per byte */
+    ClusterRing small_;
+    ClusterRing main_;
+    ClusterRing ghost_;
 };
 
 } // namespace intellicache
