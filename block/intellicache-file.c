@@ -10,6 +10,8 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/statvfs.h>
+#include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/memalign.h"
 #include "qapi/error.h"
@@ -33,6 +35,52 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
                 "users can read the cached data; use mode 0600",
                 bdrv_get_node_name(bs), cache->filename,
                 (unsigned)(st.st_mode & 07777));
+}
+
+/*
+ * Whether the cache file can be held to cache-size (@settings, resolved):
+ * freed clusters are discarded, which the block layer silently skips
+ * unless the cache file's node was opened with discard=unmap; and for a
+ * "file" node, its file system must have room for the bound (what is free
+ * plus what the cache file holds already).  Main loop.
+ */
+int GRAPH_RDLOCK
+ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
+                    Error **errp)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    BlockDriverState *cache = s->cache->bs;
+    g_autofree char *want = NULL, *room = NULL, *held = NULL;
+    struct statvfs fs;
+    int64_t allocated;
+    uint64_t avail;
+
+    if (!settings->cache_size) {
+        return 0;
+    }
+    if (!(cache->open_flags & BDRV_O_UNMAP)) {
+        error_setg(errp, IC_OPT_CACHE_SIZE " needs a cache file that can "
+                   "free space: open node '%s' with discard=unmap",
+                   bdrv_get_node_name(cache));
+        return -EINVAL;
+    }
+    if (!cache->drv || strcmp(cache->drv->format_name, "file") != 0 ||
+        statvfs(cache->filename, &fs) < 0) {
+        return 0;
+    }
+    allocated = bdrv_get_allocated_file_size(cache);
+    avail = (uint64_t)fs.f_bavail * fs.f_frsize +
+            (allocated > 0 ? allocated : 0);
+    if (settings->cache_size > avail) {
+        want = size_to_str(settings->cache_size);
+        room = size_to_str((uint64_t)fs.f_bavail * fs.f_frsize);
+        held = size_to_str(allocated > 0 ? allocated : 0);
+        error_setg(errp, IC_OPT_CACHE_SIZE " %s is more than the file system "
+                   "of '%s' can hold: %s free, plus %s in the cache file",
+                   want, cache->filename, room, held);
+        return -ENOSPC;
+    }
+    return 0;
 }
 
 /*
@@ -304,6 +352,10 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         error_setg(errp, "%s", why);
         return -EINVAL;
     }
+    ret = ic_check_cache_size(bs, settings, errp);
+    if (ret < 0) {
+        return ret;
+    }
     if (action != IC_OPEN_USE) {
         want.version = IC_FORMAT_VERSION;
         want.instance = ((uint64_t)g_random_int() << 32) | g_random_int();
@@ -320,6 +372,10 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         ret = ic_load_metadata(bs, core, errp);
     } else if (action == IC_OPEN_FORMAT || action == IC_OPEN_RESET) {
         ret = ic_format(bs, core, &want, errp);
+    }
+    if (ret == 0 && !ic_core_set_bound(core, settings, why, sizeof(why))) {
+        error_setg(errp, "cache-file '%s': %s", cache_name, why);
+        ret = -ENOMEM;
     }
     if (ret < 0) {
         ic_core_release(core);

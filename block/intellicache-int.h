@@ -15,6 +15,7 @@
  *                         zeros
  *   intellicache-store.c  storing fetched data and writing the metadata
  *                         that records it (sync)
+ *   intellicache-evict.c  freeing clusters of a bounded cache (cache-size)
  *   intellicache-stats.c  what QMP and qemu-img show
  *   intellicache-profile.c recording boot profiles
  *   intellicache-job.c    the prefetch job and BDRV_REQ_PREFETCH reads
@@ -45,6 +46,8 @@
 #define IC_OPT_BASE_FINGERPRINT "base-fingerprint"
 #define IC_OPT_READ_AHEAD "read-ahead"
 #define IC_OPT_MISS_TIMEOUT "miss-timeout"
+#define IC_OPT_CACHE_SIZE "cache-size"
+#define IC_OPT_SCAN_THRESHOLD "scan-threshold"
 
 /* The placeholder base of a node opened without one (intellicache.c). */
 #define IC_OFFLINE_DRIVER "intellicache-offline"
@@ -144,6 +147,15 @@ struct BDRVIntellicacheState {
     bool store_bh_scheduled;    /* ic_store_bh() will start writers */
     bool sync_scheduled;        /* @sync_timer is armed */
     bool sync_error_reported;   /* a failed sync was reported once */
+    bool evicting;              /* ic_evict_entry() runs */
+    /*
+     * A bounded cache (cache-size): hits count in @pins[@pin_epoch] until
+     * their read of the cache file ends (intellicache-evict.c).  @pins
+     * are atomic; @bounded and @pin_epoch are under @lock.
+     */
+    bool bounded;
+    unsigned pin_epoch;
+    unsigned pins[2];
     IcProfileRec *profile;      /* the profile being recorded, or NULL */
     bool profiling;             /* @profile is set; read without @lock */
 
@@ -171,8 +183,15 @@ int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
                                IcSettings *settings, IcCore **core,
                                Error **errp);
 void ic_core_release(IcCore *core);
+int GRAPH_RDLOCK
+ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
+                    Error **errp);
 int GRAPH_UNLOCKED
 ic_check_new_base(BlockDriverState *bs, BlockDriverState *base, Error **errp);
+
+/* intellicache-evict.c */
+void ic_evict_kick(BlockDriverState *bs);
+void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs);
 
 /* intellicache-health.c */
 void ic_health_timer_new(BlockDriverState *bs, AioContext *ctx);
@@ -229,6 +248,7 @@ int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
                                           IcFetch **fetch);
 
 /* intellicache-store.c */
+int coroutine_fn GRAPH_RDLOCK ic_co_sync(BlockDriverState *bs, bool final);
 void ic_store_fetched(BlockDriverState *bs, IcFetch *f);
 void ic_cache_failed(BlockDriverState *bs, bool write, int err);
 void ic_sync_timer_new(BlockDriverState *bs, AioContext *ctx);

@@ -352,23 +352,35 @@ static bool ic_range_cached_locked(BDRVIntellicacheState *s, uint64_t offset,
 }
 
 /*
+ * The hits of one planned piece of a read in a bounded cache, counted in
+ * the node's pins until the piece is served (intellicache-evict.c).
+ */
+typedef struct IcPins {
+    unsigned epoch;
+    unsigned count;
+} IcPins;
+
+/*
  * Plan the next piece of [offset, offset + bytes): up to IC_PLAN_SEGMENTS
  * segments, with fetch objects attached to the new fetches before anything
  * yields, so that a read planned meanwhile finds them when it waits on
- * them, and their coroutines started.  Returns the number of segments,
+ * them, and their coroutines started.  Its hits are pinned in @pins (the
+ * caller unpins them once they are read).  Returns the number of segments,
  * IC_PLAN_BYPASS if the cache is bypassed, or -EIO if the read misses
  * while the base is down and @first (a read already waiting for the base
  * goes on until its own deadline).
  */
 static int coroutine_fn
 ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
-           bool read_ahead, bool first, IcSegment *segs, IcFetch **fetches)
+           bool read_ahead, bool first, IcSegment *segs, IcFetch **fetches,
+           IcPins *pins)
 {
     BDRVIntellicacheState *s = bs->opaque;
     Coroutine *cos[2 * IC_PLAN_SEGMENTS];
     uint64_t ra_offset, ra_bytes;
     size_t n, n_cos = 0;
 
+    pins->count = 0;
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         while (s->reloading) {
             qemu_co_queue_wait(&s->reload_queue, &s->lock);
@@ -382,14 +394,22 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
             rd->failed_fast = true;
             return -EIO;
         }
-        /* A base that is not up gets no reads that nobody asked for. */
+        /*
+         * Every user read is noted once (the scan filter of a bounded
+         * cache follows them all), but a base that is not up gets no
+         * reads that nobody asked for.
+         */
         read_ahead = read_ahead &&
-            ic_health_state(s->health) == IC_BASE_UP &&
-            ic_core_note_read(s->core, offset, bytes, &ra_offset, &ra_bytes);
+            ic_core_note_read(s->core, offset, bytes, &ra_offset, &ra_bytes) &&
+            ic_health_state(s->health) == IC_BASE_UP;
         n = ic_core_plan(s->core, offset, bytes, segs, IC_PLAN_SEGMENTS);
         assert(n > 0);
+        pins->epoch = s->pin_epoch;
         for (size_t i = 0; i < n; i++) {
             fetches[i] = NULL;
+            if (segs[i].kind == IC_SEG_HIT && s->bounded) {
+                pins->count++;
+            }
             if (segs[i].kind == IC_SEG_FETCH) {
                 fetches[i] = ic_fetch_new_locked(bs, &segs[i],
                                                  IC_FETCH_DEMAND, false);
@@ -402,6 +422,9 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
             if (fetches[i]) {
                 qatomic_inc(&fetches[i]->refcnt); /* the reader's */
             }
+        }
+        if (pins->count) {
+            qatomic_add(&s->pins[pins->epoch], pins->count);
         }
         if (read_ahead) {
             n_cos += ic_plan_read_ahead_locked(bs, ra_offset, ra_bytes,
@@ -425,13 +448,15 @@ ic_co_read_range(BlockDriverState *bs, IcRead *rd, uint64_t offset,
                  uint64_t bytes, QEMUIOVector *qiov, size_t qiov_offset,
                  bool may_read_ahead, bool first)
 {
+    BDRVIntellicacheState *s = bs->opaque;
     IcSegment segs[IC_PLAN_SEGMENTS];
     IcFetch *fetches[IC_PLAN_SEGMENTS];
     int ret = 0;
 
     while (bytes > 0 && ret == 0) {
+        IcPins pins;
         int n = ic_co_plan(bs, rd, offset, bytes, may_read_ahead, first, segs,
-                           fetches);
+                           fetches, &pins);
         uint64_t planned = 0;
 
         may_read_ahead = false;
@@ -469,6 +494,9 @@ ic_co_read_range(BlockDriverState *bs, IcRead *rd, uint64_t offset,
             aio_task_pool_wait_all(pool);
             ret = aio_task_pool_status(pool);
             aio_task_pool_free(pool);
+        }
+        if (pins.count) {
+            qatomic_sub(&s->pins[pins.epoch], pins.count);
         }
         offset += planned;
         bytes -= planned;

@@ -132,6 +132,16 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .probes = snap.health[IC_HEALTH_PROBES],
             .late_fetches = snap.health[IC_HEALTH_LATE_READS],
             .zeroed_bytes = snap.stats.zeroed_bytes,
+            .has_cache_size = snap.stats.capacity_clusters != 0,
+            .cache_size = snap.stats.capacity_clusters *
+                          snap.geometry.cluster_size,
+            .has_used_bytes = snap.stats.capacity_clusters != 0,
+            .used_bytes = snap.stats.used_clusters *
+                          snap.geometry.cluster_size,
+            .evicted_bytes = snap.stats.evicted_clusters *
+                             snap.geometry.cluster_size,
+            .scan_bytes = snap.stats.scan_bytes,
+            .no_room_bytes = snap.stats.no_room_bytes,
         },
     };
     return stats;

@@ -58,7 +58,7 @@ void ic_cache_failed(BlockDriverState *bs, bool write, int err)
  * One round records what was stored before it started.  With @final
  * (close, inactivation) rounds repeat until nothing is left.
  */
-static int coroutine_fn GRAPH_RDLOCK
+int coroutine_fn GRAPH_RDLOCK
 ic_co_sync(BlockDriverState *bs, bool final)
 {
     BDRVIntellicacheState *s = bs->opaque;
@@ -271,6 +271,7 @@ static void coroutine_fn ic_store_writer_entry(void *opaque)
             }
             if (ret == 0) {
                 ic_sync_schedule(bs);
+                ic_evict_kick(bs);
             } else {
                 ic_cache_failed(bs, true, ret);
             }

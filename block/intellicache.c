@@ -57,6 +57,17 @@ static QemuOptsList ic_runtime_opts = {
                     "(0: no retries, no limit)",
         },
         {
+            .name = IC_OPT_CACHE_SIZE,
+            .type = QEMU_OPT_SIZE,
+            .help = "most bytes of cached data kept (default: no bound)",
+        },
+        {
+            .name = IC_OPT_SCAN_THRESHOLD,
+            .type = QEMU_OPT_SIZE,
+            .help = "length of a sequential stream from which a bounded "
+                    "cache does not store it (0: store scans too)",
+        },
+        {
             .name = IC_OPT_BASE_FINGERPRINT,
             .type = QEMU_OPT_STRING,
             .help = "user-chosen identifier of the base's content",
@@ -92,6 +103,10 @@ static bool ic_absorb_opts(QDict *options, IcOptions *opts,
         .read_ahead = qemu_opt_get_size(qopts, IC_OPT_READ_AHEAD, 0),
         .has_miss_timeout = qemu_opt_get(qopts, IC_OPT_MISS_TIMEOUT),
         .miss_timeout = qemu_opt_get_number(qopts, IC_OPT_MISS_TIMEOUT, 0),
+        .has_cache_size = qemu_opt_get(qopts, IC_OPT_CACHE_SIZE),
+        .cache_size = qemu_opt_get_size(qopts, IC_OPT_CACHE_SIZE, 0),
+        .has_scan_threshold = qemu_opt_get(qopts, IC_OPT_SCAN_THRESHOLD),
+        .scan_threshold = qemu_opt_get_size(qopts, IC_OPT_SCAN_THRESHOLD, 0),
     };
     if (!ic_options_check(opts, settings, why, sizeof(why))) {
         error_setg(errp, "%s", why);
@@ -254,10 +269,15 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     }
     s->core = core;
     s->settings = settings;
+    s->bounded = settings.cache_size != 0;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
     bs->supported_read_flags = BDRV_REQ_PREFETCH;
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
     ic_health_timer_new(bs, bdrv_get_aio_context(bs));
+    /* A cache larger than its (new) bound is brought within it now. */
+    bdrv_graph_rdlock_main_loop();
+    ic_evict_all(bs);
+    bdrv_graph_rdunlock_main_loop();
     return 0;
 }
 
@@ -348,6 +368,7 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
         if (core) {
             s->core = core;
             s->settings = settings;
+            s->bounded = settings.cache_size != 0;
         }
         s->reloading = false;
         qemu_co_queue_restart_all(&s->reload_queue);
@@ -355,6 +376,7 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
     ic_core_release(old);
     if (core) {
         ic_sync_schedule(bs);
+        ic_evict_kick(bs);
     }
 }
 
@@ -443,6 +465,7 @@ static void ic_drain_end(BlockDriverState *bs)
     BDRVIntellicacheState *s = bs->opaque;
 
     ic_sync_schedule(bs);
+    ic_evict_kick(bs);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ic_health_arm_locked(bs);
     }
@@ -498,8 +521,9 @@ ic_reopen_check_base(BDRVReopenState *state, bool *attach, Error **errp)
 }
 
 /*
- * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout)
- * may change and apply at commit (reads in progress keep the miss-timeout
+ * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout,
+ * cache-size, scan-threshold) may change and apply at commit (a lower
+ * cache-size frees the excess from drain end on) (reads in progress keep the miss-timeout
  * they began with); what defines the cache's content (cluster-size,
  * base-fingerprint) may not.  "file" may attach the base to a node opened
  * without one.
@@ -514,6 +538,7 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
     IcSettings *settings = &r->settings;
     IcOptions opts;
     char why[256];
+    int ret;
 
     if (!ic_absorb_opts(state->options, &opts, settings, &fingerprint,
                         errp)) {
@@ -536,7 +561,10 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         error_setg(errp, "%s", why);
         goto fail;
     }
-    if (ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
+    bdrv_graph_rdlock_main_loop();
+    ret = ic_check_cache_size(state->bs, settings, errp);
+    bdrv_graph_rdunlock_main_loop();
+    if (ret < 0 || ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
         goto fail;
     }
     state->opaque = r;
@@ -552,15 +580,31 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
     BlockDriverState *bs = state->bs;
     BDRVIntellicacheState *s = bs->opaque;
     IcReopen *r = state->opaque;
+    bool bound_failed = false;
+    char why[256];
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ic_core_apply_settings(s->core, &r->settings);
+        /*
+         * A new bound may need memory for the eviction state, which may
+         * fail: the node then keeps its old bound, and says so.
+         */
+        if (!ic_core_set_bound(s->core, &r->settings, why, sizeof(why))) {
+            r->settings.cache_size = s->settings.cache_size;
+            r->settings.scan_threshold = s->settings.scan_threshold;
+            bound_failed = true;
+        }
         s->settings = r->settings;
+        s->bounded = r->settings.cache_size != 0;
         if (r->attach_base) {
             s->has_base = true;
             ic_health_note_locked(bs, IC_BASE_READ_OK,
                                   "the base was attached");
         }
+    }
+    if (bound_failed) {
+        warn_report("intellicache: '%s': " IC_OPT_CACHE_SIZE " unchanged: %s",
+                    bdrv_get_node_name(bs), why);
     }
     g_free(r);
     state->opaque = NULL;
@@ -643,6 +687,8 @@ static const char *const ic_mutable_opts[] = {
     IC_OPT_MAX_FETCH,
     IC_OPT_READ_AHEAD,
     IC_OPT_MISS_TIMEOUT,
+    IC_OPT_CACHE_SIZE,
+    IC_OPT_SCAN_THRESHOLD,
     NULL
 };
 

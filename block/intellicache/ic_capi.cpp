@@ -63,7 +63,9 @@
  * set_active(false) with stores queued or being written, or a sync
  * running; apply_settings() with another cluster size or values that
  * ic_settings_resolve() never gives; cache_offset() beyond the base;
- * buf_give() of a buffer already pooled; ic_core_free() while buffers are
+ * buf_give() of a buffer already pooled; set_bound() while a batch is
+ * being freed; evict_begin() when evict_needed() is false; evict_ranges()
+ * or evict_end() with no batch being freed; ic_core_free() while buffers are
  * pooled (the glue calls ic_core_buf_reclaim() until NULL first, and frees
  * what it returns: the core cannot free the glue's memory).
  *
@@ -343,6 +345,38 @@ void ic_core_set_active(IcCore *core, bool active) {
 
 void ic_core_apply_settings(IcCore *core, const IcSettings *set) {
     no_throw([&] { core->core->apply_settings(*set); });
+}
+
+bool ic_core_set_bound(IcCore *core, const IcSettings *set, char *why,
+                       size_t why_len) {
+    return no_throw([&] {
+        intellicache::MessageBuffer msg(why, why_len);
+        return core->core->set_bound(*set, msg);
+    });
+}
+
+bool ic_core_evict_needed(const IcCore *core) {
+    return no_throw([&] { return core->core->evict_needed(); });
+}
+
+size_t ic_core_evict_begin(IcCore *core) {
+    return no_throw([&] { return core->core->evict_begin(); });
+}
+
+size_t ic_core_evict_ranges(const IcCore *core, size_t from, IcRange *out,
+                            size_t max) {
+    return no_throw([&] {
+        return core->core->evict_ranges(
+            from, std::span(out, out != nullptr ? max : 0));
+    });
+}
+
+bool ic_core_evict_durable(const IcCore *core) {
+    return no_throw([&] { return core->core->evict_durable(); });
+}
+
+void ic_core_evict_end(IcCore *core) {
+    no_throw([&] { core->core->evict_end(); });
 }
 
 bool ic_core_slot_take(IcCore *core, IcFetchKind kind) {

@@ -144,7 +144,23 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     stats_.miss_bytes += counters.miss_bytes;
     stats_.wait_bytes += counters.wait_bytes;
     stats_.fetches += counters.fetches;
+    if (budget_) {
+        for (const IcSegment &seg : segs.first(n)) {
+            if (seg.kind == IC_SEG_HIT) {
+                touch(seg);
+            } else if (seg.kind == IC_SEG_FETCH) {
+                known_fetch(seg.fetch, "ic_core_plan").scan =
+                    scan_.in_scan(seg.fetch_offset);
+            }
+        }
+    }
     return n;
+}
+
+void Core::touch(const IcSegment &seg) {
+    const std::uint64_t first = geometry_.cluster_of(seg.offset);
+    const std::uint64_t last = geometry_.cluster_of(seg.offset + seg.bytes - 1);
+    budget_->touch(first, last - first + 1);
 }
 
 /*
@@ -155,6 +171,13 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
 std::optional<ReadAhead> Core::note_read(std::uint64_t offset,
                                          std::uint64_t bytes) {
     if (!state_.caching()) {
+        return std::nullopt;
+    }
+    /*
+     * A scan in a bounded cache is passed through at the reader's own
+     * pace: what is read ahead for it would not be stored.
+     */
+    if (budget_ && scan_.note_read(offset, bytes)) {
         return std::nullopt;
     }
     return sequential_.note_read(offset, bytes);
@@ -249,7 +272,7 @@ void Core::fetch_done(IcFetchId id, bool ok) {
 }
 
 void Core::fetch_stored(IcFetchId id, bool ok) {
-    const Fetch &f = known_fetch(id, "ic_core_fetch_stored");
+    Fetch &f = known_fetch(id, "ic_core_fetch_stored");
     IC_CHECK(f.state == FetchState::done || f.state == FetchState::writing,
              "ic_core_fetch_stored() of fetch %" PRIu64
              ", which is %s, not done or handed to a writer",
@@ -262,14 +285,20 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
         (f.zeros ? stats_.zeroed_bytes : stats_.stored_bytes) += bytes;
         present_.set_range(f.first, f.count);
         durability_.note_stored(f.first, f.count);
+        /* Zeros take no room: they are not the policy's to evict. */
+        if (budget_ && !f.zeros) {
+            budget_->stored(f.first, f.count, f.reserved);
+            f.reserved = false;
+        }
     } else {
         stats_.store_errors++;
     }
+    unreserve(f);
     inflight_.remove(id);
 }
 
 void Core::fetch_dropped(IcFetchId id) {
-    const Fetch &f = known_fetch(id, "ic_core_fetch_dropped");
+    Fetch &f = known_fetch(id, "ic_core_fetch_dropped");
     IC_CHECK(f.state == FetchState::done || f.state == FetchState::writing,
              "ic_core_fetch_dropped() of fetch %" PRIu64
              ", which is %s, not done or handed to a writer",
@@ -277,7 +306,40 @@ void Core::fetch_dropped(IcFetchId id) {
     if (f.state == FetchState::writing) {
         store_.release(backlog_bytes(f));
     }
+    unreserve(f);
     skip(f);
+}
+
+void Core::unreserve(Fetch &f) {
+    if (f.reserved) {
+        if (budget_) {
+            budget_->unreserve(f.count);
+        }
+        f.reserved = false;
+    }
+}
+
+/*
+ * A bounded cache stores a fetch only if it is not a scan, none of its
+ * clusters is being freed (their holes are punched after their records
+ * are durable: data written before the punch would be lost under a
+ * present bit) and there is room for it.  Zero fills take no room.
+ */
+bool Core::budget_admits(Fetch &f) {
+    if (!budget_ || f.zeros) {
+        return true;
+    }
+    const std::uint64_t bytes = fetch_bytes(f);
+    if (f.scan) {
+        stats_.scan_bytes += bytes;
+        return false;
+    }
+    if (budget_->freeing(f.first, f.count) || !budget_->reserve(f.count)) {
+        stats_.no_room_bytes += bytes;
+        return false;
+    }
+    f.reserved = true;
+    return true;
 }
 
 bool Core::store_admit(IcFetchId id) {
@@ -287,7 +349,7 @@ bool Core::store_admit(IcFetchId id) {
              ", which is %s, not done",
              id, fetch_state_name(f.state));
     const std::uint64_t bytes = backlog_bytes(f);
-    if (!state_.caching() || !store_.fits(bytes)) {
+    if (!state_.caching() || !store_.fits(bytes) || !budget_admits(f)) {
         skip(f);
         return false;
     }
@@ -322,6 +384,7 @@ bool Core::store_next(IcStoreJob &job) {
         f.state = FetchState::writing;
     } else {
         store_.release(backlog_bytes(f));
+        unreserve(f);
         skip(f);
     }
     return true;
@@ -405,7 +468,101 @@ IcStats Core::stats() const {
         st.cached_clusters > unsettled ? st.cached_clusters - unsettled : 0;
     st.inflight_fetches = inflight_.size();
     st.store_backlog = store_.backlog();
+    if (budget_) {
+        st.capacity_clusters = budget_->capacity();
+        st.used_clusters = budget_->used();
+    }
     return st;
+}
+
+bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
+    const std::uint32_t cs = geometry_.cluster_size();
+    IC_CHECK(set.cluster_size == cs,
+             "ic_core_set_bound() for cluster size %" PRIu32
+             " on a cache of cluster size %" PRIu32,
+             set.cluster_size, cs);
+    IC_CHECK(!budget_ || !budget_->evicting(),
+             "ic_core_set_bound() while a batch is being freed");
+    const std::uint64_t capacity = set.cache_size / cs;
+    IC_CHECK(set.cache_size == 0 || capacity >= 1,
+             "ic_core_set_bound() with cache-size %" PRIu64
+             ", below one cluster",
+             set.cache_size);
+    if (capacity == 0) {
+        budget_.reset();
+        scan_.set_threshold(0);
+        return true;
+    }
+    if (budget_) {
+        try {
+            budget_->set_capacity(capacity);
+        } catch (const std::bad_alloc &) {
+            why.set("cannot allocate the eviction state of %" PRIu64
+                    " clusters",
+                    capacity);
+            return false;
+        }
+    } else {
+        std::unique_ptr<CacheBudget> budget =
+            CacheBudget::create(geometry_.cluster_count(), capacity, why);
+        if (!budget) {
+            return false;
+        }
+        /*
+         * What is present now enters as loaded: zero fills among them are
+         * counted too (after a restart they cannot be told apart), which
+         * errs on the side of the bound.
+         */
+        for (std::uint64_t c = present_.run_length(0, false, UINT64_MAX);
+             c < geometry_.cluster_count();) {
+            const std::uint64_t run = present_.run_length(c, true, UINT64_MAX);
+            for (std::uint64_t i = c; i < c + run; i++) {
+                budget->load(i);
+            }
+            c += run;
+            c += present_.run_length(c, false, UINT64_MAX);
+        }
+        budget_ = std::move(budget);
+    }
+    /* A cache as large as the base never evicts: scans may stay. */
+    scan_.set_threshold(
+        capacity >= geometry_.cluster_count() ? 0 : set.scan_threshold);
+    return true;
+}
+
+bool Core::evict_needed() const {
+    return budget_ && state_.caching() && budget_->evict_needed();
+}
+
+std::size_t Core::evict_begin() {
+    IC_CHECK(evict_needed(), "ic_core_evict_begin() when no batch is needed");
+    const auto runs = budget_->evict_begin();
+    for (const CacheBudget::Run &r : runs) {
+        present_.clear_range(r.first, r.count);
+        durability_.note_cleared(r.first, r.count);
+        stats_.evicted_clusters += r.count;
+    }
+    return runs.size();
+}
+
+std::size_t Core::evict_ranges(std::size_t from, std::span<IcRange> out) const {
+    IC_CHECK(budget_ && budget_->evicting(),
+             "ic_core_evict_ranges() with no batch being freed");
+    const auto runs = budget_->victims();
+    std::size_t n = 0;
+    for (std::size_t i = from; i < runs.size() && n < out.size(); i++, n++) {
+        const std::uint64_t start = geometry_.cluster_start(runs[i].first);
+        out[n] = IcRange{cache_offset(start),
+                         geometry_.clusters_end(runs[i].first + runs[i].count) -
+                             start};
+    }
+    return n;
+}
+
+void Core::evict_end() {
+    IC_CHECK(budget_ && budget_->evicting(),
+             "ic_core_evict_end() with no batch being freed");
+    budget_->evict_end();
 }
 
 } // namespace intellicache

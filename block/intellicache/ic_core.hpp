@@ -10,12 +10,14 @@
 #include "intellicache-core.h"
 
 #include "ic_bitmap.hpp"
+#include "ic_budget.hpp"
 #include "ic_buffer_pool.hpp"
 #include "ic_cache_state.hpp"
 #include "ic_durability.hpp"
 #include "ic_fetch_slots.hpp"
 #include "ic_geometry.hpp"
 #include "ic_inflight.hpp"
+#include "ic_scan_filter.hpp"
 #include "ic_sequential.hpp"
 #include "ic_store_queue.hpp"
 
@@ -51,6 +53,8 @@ class MessageBuffer;
  *   writing  fetch_dropped      -> forgotten (skipped)
  *
  * A fetch is in the store backlog from store_admit until it is forgotten.
+ * In a bounded cache it also holds room in the budget from store_admit
+ * until it is forgotten or stored (then its clusters are resident).
  * Not thread-safe: the glue serialises all calls.
  */
 class Core {
@@ -103,6 +107,14 @@ public:
 
     void apply_settings(const IcSettings &set);
 
+    /* ic_core_set_bound() and the eviction batch: see the C API. */
+    bool set_bound(const IcSettings &set, MessageBuffer &why);
+    bool evict_needed() const;
+    std::size_t evict_begin();
+    std::size_t evict_ranges(std::size_t from, std::span<IcRange> out) const;
+    bool evict_durable() const { return durability_.cleared_unsettled() == 0; }
+    void evict_end();
+
     bool slot_take(IcFetchKind kind) { return slots_.take(kind); }
     bool slot_put() { return slots_.put(); }
 
@@ -154,6 +166,12 @@ private:
     }
     /* Forgets @f as deliberately not stored. */
     void skip(const Fetch &f);
+    /* Whether a bounded cache stores @f: counts it if not. */
+    bool budget_admits(Fetch &f);
+    /* Gives back the room @f holds in the budget, if any. */
+    void unreserve(Fetch &f);
+    /* Notes a hit of the clusters of HIT segment @seg with the policy. */
+    void touch(const IcSegment &seg);
     /*
      * No fetch in flight and nothing queued to store: fetches queued or
      * being written are still in the inflight table, so one test does.
@@ -171,6 +189,9 @@ private:
     FetchSlots slots_;
     StoreQueue store_;
     BufferPool pool_;
+    /* A bounded cache's room and eviction; null while unbounded. */
+    std::unique_ptr<CacheBudget> budget_;
+    ScanFilter scan_;
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };
 

@@ -17,8 +17,16 @@ void DurabilityTracker::note_stored(std::uint64_t first, std::uint64_t count) {
     if (count == 0) {
         return;
     }
-    pending_.push_back(Range{first, count});
+    pending_.push_back(Range{first, count, false});
     pending_clusters_ += count;
+}
+
+void DurabilityTracker::note_cleared(std::uint64_t first, std::uint64_t count) {
+    if (count == 0) {
+        return;
+    }
+    pending_.push_back(Range{first, count, true});
+    pending_cleared_ += count;
 }
 
 bool DurabilityTracker::sync_begin() {
@@ -31,6 +39,8 @@ bool DurabilityTracker::sync_begin() {
     std::swap(syncing_, pending_);
     syncing_clusters_ = pending_clusters_;
     pending_clusters_ = 0;
+    syncing_cleared_ = pending_cleared_;
+    pending_cleared_ = 0;
 
     blocks_.clear();
     for (const Range &r : syncing_) {
@@ -63,9 +73,11 @@ void DurabilityTracker::sync_end(bool ok) {
         /* Not known durable after all: retry with the next sync. */
         pending_.insert(pending_.end(), syncing_.begin(), syncing_.end());
         pending_clusters_ += syncing_clusters_;
+        pending_cleared_ += syncing_cleared_;
     }
     syncing_.clear();
     syncing_clusters_ = 0;
+    syncing_cleared_ = 0;
     runs_.clear();
     running_ = false;
 }
@@ -74,6 +86,9 @@ void DurabilityTracker::exclude_pending(std::uint64_t first_cluster,
                                         std::span<std::uint64_t> words) const {
     const std::uint64_t end_cluster = first_cluster + words.size() * 64;
     for (const Range &r : pending_) {
+        if (r.cleared) {
+            continue;
+        }
         const std::uint64_t lo = std::max(r.first, first_cluster);
         const std::uint64_t hi = std::min(r.first + r.count, end_cluster);
         for (std::uint64_t c = lo; c < hi; c++) {

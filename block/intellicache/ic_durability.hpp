@@ -25,6 +25,12 @@ namespace intellicache {
  * second bitmap, only the (small) list of recently stored ranges.  Ranges
  * are kept as the fetches stored them, unsorted: appending is O(1) and a
  * block encode scans them once.
+ *
+ * Clusters freed by eviction take the same path the other way: their bits
+ * are already clear in memory, and their blocks must be written (and
+ * flushed) before their data may be freed, or a crash could leave a bit
+ * set over a hole.  note_cleared() makes their blocks part of the next
+ * sync, and cleared_unsettled() says when that sync has ended well.
  */
 class DurabilityTracker {
 public:
@@ -36,6 +42,8 @@ public:
 
     /* Clusters [first, first + count) were stored (are now present). */
     void note_stored(std::uint64_t first, std::uint64_t count);
+    /* Clusters [first, first + count) were cleared (are no longer present). */
+    void note_cleared(std::uint64_t first, std::uint64_t count);
 
     /* False if nothing is pending or a sync is already running. */
     bool sync_begin();
@@ -63,11 +71,16 @@ public:
     std::uint64_t unsettled_clusters() const {
         return pending_clusters_ + syncing_clusters_;
     }
+    /* Clusters noted cleared and not yet settled by a successful sync. */
+    std::uint64_t cleared_unsettled() const {
+        return pending_cleared_ + syncing_cleared_;
+    }
 
 private:
     struct Range {
         std::uint64_t first;
         std::uint64_t count;
+        bool cleared; /* note_cleared(): nothing to exclude */
     };
 
     std::vector<Range> pending_;
@@ -76,6 +89,8 @@ private:
     std::vector<BlockRun> runs_;
     std::uint64_t pending_clusters_ = 0;
     std::uint64_t syncing_clusters_ = 0;
+    std::uint64_t pending_cleared_ = 0;
+    std::uint64_t syncing_cleared_ = 0;
     bool running_ = false;
 };
 

@@ -32,8 +32,10 @@ struct Fetch {
     std::uint64_t first; /* first cluster */
     std::uint64_t count; /* clusters */
     FetchState state;
-    void *opaque; /* the glue's object, handed to waiters */
-    bool zeros;   /* a zero fill: nothing is read, zeros are written */
+    void *opaque;  /* the glue's object, handed to waiters */
+    bool zeros;    /* a zero fill: nothing is read, zeros are written */
+    bool scan;     /* read by a scan: a bounded cache does not store it */
+    bool reserved; /* holds room in the cache's budget (store_admit) */
 };
 
 /*

@@ -23,6 +23,8 @@ constexpr auto kDefaultMaxFetch =
     static_cast<std::uint64_t>(IC_DEFAULT_MAX_FETCH);
 constexpr auto kMaxFetchLimit = static_cast<std::uint64_t>(IC_MAX_FETCH_LIMIT);
 constexpr auto kMaxReadAhead = static_cast<std::uint64_t>(IC_MAX_READ_AHEAD);
+/* The default scan-threshold is this fraction of cache-size. */
+constexpr std::uint64_t kScanFraction = 8;
 
 bool valid_cluster_size(std::uint64_t cs) {
     return std::has_single_bit(cs) && cs >= IC_MIN_CLUSTER_SIZE &&
@@ -89,6 +91,24 @@ bool Options::check(IcSettings &out, MessageBuffer &why) const {
         }
         out.miss_timeout_ms = opts_.miss_timeout * 1000;
     }
+
+    /* Whether cache-size fits the cluster size is for resolve(). */
+    if (opts_.has_cache_size) {
+        if (opts_.cache_size == 0) {
+            why.set("cache-size must be at least one cluster, not 0 (leave "
+                    "it out for a cache as large as the base)");
+            return false;
+        }
+        out.cache_size = opts_.cache_size;
+    }
+    if (opts_.has_scan_threshold) {
+        if (!opts_.has_cache_size) {
+            why.set("scan-threshold applies to a bounded cache only: set "
+                    "cache-size too");
+            return false;
+        }
+        out.scan_threshold = opts_.scan_threshold;
+    }
     return true;
 }
 
@@ -116,6 +136,20 @@ bool Options::resolve(IcSettings &set, std::uint32_t cluster_size,
     /* Two of the largest fetches ahead of each sequential reader. */
     if (!opts_.has_read_ahead) {
         set.read_ahead = 2 * set.max_fetch;
+    }
+
+    if (set.cache_size != 0 && set.cache_size < cluster_size) {
+        why.set("cache-size %" PRIu64 " is smaller than one cluster (%" PRIu32
+                " bytes)",
+                set.cache_size, cluster_size);
+        return false;
+    }
+    /*
+     * A stream that reads an eighth of the cache would, stored, push out
+     * as much of what is read again; beyond that it is a scan.
+     */
+    if (set.cache_size != 0 && !opts_.has_scan_threshold) {
+        set.scan_threshold = set.cache_size / kScanFraction;
     }
 
     /* No overflow: at most 1024 x 64 MiB. */

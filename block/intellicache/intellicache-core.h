@@ -103,6 +103,11 @@ extern "C" {
  * where they end, and the caller asks again for the rest.
  */
 #define IC_ZERO_FILL_SEGMENTS 16u
+/*
+ * Clusters freed by one eviction batch, at most: each batch costs a
+ * metadata sync (two flushes) before its room is free.
+ */
+#define IC_EVICT_BATCH 4096u
 
 /* Where things live in a cache file for a given base size and cluster size. */
 typedef struct IcGeometry {
@@ -187,6 +192,10 @@ typedef struct IcOptions {
     uint64_t read_ahead;
     bool has_miss_timeout;
     uint64_t miss_timeout; /* seconds */
+    bool has_cache_size;
+    uint64_t cache_size; /* bytes */
+    bool has_scan_threshold;
+    uint64_t scan_threshold; /* bytes */
 } IcOptions;
 
 /* The options in effect, every default applied. */
@@ -196,6 +205,8 @@ typedef struct IcSettings {
     uint64_t max_fetch;
     uint64_t read_ahead;
     uint64_t miss_timeout_ms; /* 0: misses neither wait nor retry */
+    uint64_t cache_size;      /* bytes of cached data; 0: unbounded */
+    uint64_t scan_threshold;  /* bytes; 0: scans are stored too */
 } IcSettings;
 
 /*
@@ -525,6 +536,64 @@ void ic_core_set_active(IcCore *core, bool active);
  */
 void ic_core_apply_settings(IcCore *core, const IcSettings *set);
 
+/* ---- A bounded cache: cache-size and eviction ---- */
+
+/*
+ * Bound the cache as @set says (cache_size, scan_threshold; cluster_size
+ * must be the core's): at most cache_size / cluster_size clusters with
+ * data.  The first bound builds the eviction policy from the clusters
+ * present (all as equals: their history is not recorded); a bound of 0
+ * drops it.  A lower bound frees the excess through the next batches.
+ * Must not be called while a batch is being freed.  Returns false with a
+ * message if the policy cannot be allocated; the core is then unchanged.
+ */
+bool ic_core_set_bound(IcCore *core, const IcSettings *set, char *why,
+                       size_t why_len);
+
+/*
+ * Whether a batch of clusters should be freed now: the cache is bounded,
+ * CACHING and active, less than its headroom is free, and no batch is
+ * being freed.
+ */
+bool ic_core_evict_needed(const IcCore *core);
+
+/*
+ * Start freeing a batch of clusters chosen by the eviction policy and
+ * return the number of ranges of the cache file they occupy.  They are
+ * absent at once (later reads fetch them again, but what is fetched for
+ * them is not stored until the batch ends), and their metadata blocks
+ * join the next sync.  Freeing is crash-safe only in this order, which
+ * the glue follows:
+ *
+ *   1. wait until every read of the cache file planned before this call
+ *      has ended (a hit in progress pins its data);
+ *   2. run metadata syncs until ic_core_evict_durable(): no record on
+ *      disk says the clusters are present;
+ *   3. free each range (ic_core_evict_ranges()) in the cache file;
+ *   4. ic_core_evict_end().
+ *
+ * Only when ic_core_evict_needed() is true.
+ */
+size_t ic_core_evict_begin(IcCore *core);
+
+/*
+ * The byte ranges of the cache file that the batch occupies, in file
+ * order, from range @from: writes up to @max of them into @out and
+ * returns how many it wrote.
+ */
+size_t ic_core_evict_ranges(const IcCore *core, size_t from, IcRange *out,
+                            size_t max);
+
+/* Whether the batch's cleared records are durable (step 2 is done). */
+bool ic_core_evict_durable(const IcCore *core);
+
+/*
+ * The batch is over: its data was freed, or could not be (a sync or a
+ * discard failed: the data stays, unrecorded, which is safe).  Its room
+ * is available again and its clusters may be stored again.
+ */
+void ic_core_evict_end(IcCore *core);
+
 /* ---- Fetch slots: at most max-inflight base reads at once ---- */
 
 typedef enum IcFetchKind {
@@ -811,6 +880,11 @@ typedef struct IcStats {
     uint64_t inflight_fetches; /* fetches not yet forgotten */
     uint64_t store_backlog;    /* bytes fetched and queued to store */
     uint64_t zeroed_bytes;     /* bytes recorded as zeros, not read */
+    uint64_t capacity_clusters; /* the bound (cache-size); 0: unbounded */
+    uint64_t used_clusters;    /* clusters taking room within the bound */
+    uint64_t evicted_clusters; /* clusters freed to stay within it */
+    uint64_t scan_bytes;       /* fetched bytes not stored: a scan read them */
+    uint64_t no_room_bytes;    /* fetched bytes not stored: no room left */
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);

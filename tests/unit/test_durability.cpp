@@ -101,6 +101,35 @@ TEST(DurabilityTracker, ExactlyOneBatchIsOneRun) {
     p.sync_end(true);
 }
 
+/*
+ * Cleared clusters (eviction) make their blocks part of the next sync,
+ * are settled only by a successful one, and exclude nothing.
+ */
+TEST(DurabilityTracker, ClearedBlocksAreSyncedAndSettled) {
+    DurabilityTracker p;
+    p.note_cleared(3 * kBlockClusters + 5, 2);
+    EXPECT_TRUE(p.sync_needed());
+    EXPECT_EQ(p.cleared_unsettled(), 2U);
+    EXPECT_EQ(p.unsettled_clusters(), 0U) << "nothing stored";
+    ASSERT_TRUE(p.sync_begin());
+    EXPECT_EQ(runs_of(p), (Runs{{3, 1}}));
+    p.note_cleared(7, 1);
+    p.sync_end(false);
+    EXPECT_EQ(p.cleared_unsettled(), 3U) << "a failed sync settles nothing";
+    ASSERT_TRUE(p.sync_begin());
+    EXPECT_EQ(runs_of(p), (Runs{{0, 1}, {3, 1}}));
+    EXPECT_EQ(p.cleared_unsettled(), 3U) << "syncing is not settled";
+    p.sync_end(true);
+    EXPECT_EQ(p.cleared_unsettled(), 0U);
+    EXPECT_FALSE(p.sync_needed());
+
+    std::array<uint64_t, 2> words{~uint64_t{0}, ~uint64_t{0}};
+    p.note_cleared(0, 128);
+    p.exclude_pending(0, words);
+    EXPECT_EQ(words[0], ~uint64_t{0}) << "a cleared range excludes nothing";
+    EXPECT_EQ(words[1], ~uint64_t{0});
+}
+
 TEST(DurabilityTracker, ExcludesOnlyPending) {
     DurabilityTracker p;
     p.note_stored(3, 2);

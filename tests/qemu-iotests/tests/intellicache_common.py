@@ -182,3 +182,32 @@ def query_job(qsd, job_id):
         if job['id'] == job_id:
             return job
     return None
+
+
+def allocated_bytes(path):
+    """Bytes of @path that hold data on the file system (its data extents,
+    found with SEEK_DATA/SEEK_HOLE): what a bounded cache must keep within
+    cache-size plus its metadata.  Unlike st_blocks, this leaves out the
+    file system's own metadata (extent tree blocks of a fragmented file)."""
+    total = 0
+    with open(path, 'rb') as f:
+        fd = f.fileno()
+        end = os.fstat(fd).st_size
+        pos = 0
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break  # ENXIO: no data after pos
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            total += hole - data
+            pos = hole
+    return total
+
+
+def metadata_bytes(base_size, cluster_size):
+    """The header and metadata blocks of a cache of a base of @base_size
+    bytes (intellicache-core.h: 4 KiB header, 4 KiB blocks of 32640
+    clusters each)."""
+    clusters = -(-base_size // cluster_size)
+    return 4096 + -(-clusters // ((4096 - 16) * 8)) * 4096

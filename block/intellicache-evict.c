@@ -1,0 +1,214 @@
+/*
+ * intellicache: freeing clusters of a bounded cache (cache-size).
+ *
+ * The cache file stays direct-mapped: an evicted cluster's data is freed
+ * by discarding its range of the file (a hole: no space on the file
+ * system), and the cluster is fetched and stored again, at the same
+ * place, if it is read again.  The core decides when and what to free
+ * (CacheBudget, EvictionPolicy); this file frees it, one batch at a time,
+ * in the one order that is crash-safe:
+ *
+ *   1. the batch's clusters are absent in memory from the start (the core
+ *      does that in ic_core_evict_begin()): no new hit reads them, and
+ *      what is fetched for them meanwhile is not stored;
+ *   2. hits planned before that may still be reading them: wait until
+ *      they end (pins, below);
+ *   3. record the clusters as absent on disk (a metadata sync): from then
+ *      on a crash cannot leave a record of a cluster over a hole;
+ *   4. discard their data;
+ *   5. end the batch: the room is free, the clusters may be stored again.
+ *
+ * Pins: each hit planned in a bounded cache counts in one of two
+ * counters, the one of the current pin epoch, until its read of the cache
+ * file ends.  A batch flips the epoch when it begins, under the node's
+ * lock, and waits for the old epoch's counter to reach zero: every hit
+ * planned before the batch began has then ended, and every hit planned
+ * after it cannot have planned the batch's clusters.  The counters are
+ * atomic, so a hit ends without taking the lock; the batch polls for
+ * zero, as hits take microseconds and a wake-up from every hit would cost
+ * the hot path.
+ *
+ * Copyright (c) 2026 The intellicache authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/coroutine.h"
+#include "qemu/error-report.h"
+#include "block/block-io.h"
+#include "intellicache-int.h"
+
+/* How often a batch checks whether the hits it waits for have ended. */
+#define IC_PIN_POLL_NS (100 * SCALE_US)
+
+/* Byte ranges of the cache file discarded per round of ic_co_evict_free(). */
+#define IC_EVICT_RANGES 64
+
+/* Wait until every hit counted in pin epoch @epoch has ended. */
+static void coroutine_fn ic_co_evict_unpinned(BDRVIntellicacheState *s,
+                                              unsigned epoch)
+{
+    while (qatomic_read(&s->pins[epoch]) > 0) {
+        qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, IC_PIN_POLL_NS);
+    }
+}
+
+/* Discard the data of the batch being freed (step 4). */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_evict_free(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    IcRange ranges[IC_EVICT_RANGES];
+    size_t from = 0;
+
+    for (;;) {
+        size_t n;
+
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            n = ic_core_evict_ranges(s->core, from, ranges,
+                                     ARRAY_SIZE(ranges));
+        }
+        if (n == 0) {
+            return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int ret = bdrv_co_pdiscard(s->cache, ranges[i].offset,
+                                       ranges[i].bytes);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        from += n;
+    }
+}
+
+/*
+ * Free one batch.  False when none is needed, the node is drained, or
+ * freeing failed: @evicting is then cleared, in the same section that
+ * found it so, so that a kick never misses a batch that becomes needed.
+ */
+static bool coroutine_fn GRAPH_RDLOCK ic_co_evict_batch(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    unsigned epoch;
+    bool durable;
+    int ret;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        /* A drained node writes nothing: drain end starts freeing again. */
+        if (qatomic_read(&bs->quiesce_counter) > 0 ||
+            !ic_core_evict_needed(s->core)) {
+            s->evicting = false;
+            return false;
+        }
+        ic_core_evict_begin(s->core);
+        epoch = s->pin_epoch;
+        s->pin_epoch ^= 1;
+    }
+    ic_co_evict_unpinned(s, epoch);
+    ret = ic_co_sync(bs, false);
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        durable = ic_core_evict_durable(s->core);
+    }
+    if (ret == 0 && durable) {
+        ret = ic_co_evict_free(bs);
+    } else if (ret == 0) {
+        /* The sync wrote nothing: the node is no longer active. */
+        ret = -EROFS;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        ic_core_evict_end(s->core);
+        if (ret < 0) {
+            s->evicting = false;
+        }
+    }
+    if (ret < 0) {
+        /*
+         * The data stays where it is, unrecorded, which is safe; but the
+         * cache can no longer be kept within its bound, so it stops
+         * storing (hits are still served).
+         */
+        ic_cache_failed(bs, true, ret);
+        return false;
+    }
+    return true;
+}
+
+static void coroutine_fn ic_evict_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+
+    bdrv_graph_co_rdlock();
+    while (ic_co_evict_batch(bs)) {
+        /* the next batch, if still needed */
+    }
+    bdrv_graph_co_rdunlock();
+    bdrv_dec_in_flight(bs);
+}
+
+/*
+ * Start freeing clusters if the core says the cache is nearly full (after
+ * a store, a new bound, drain end), in a coroutine that drain waits for.
+ * A coroutine already freeing goes on by itself.
+ */
+void ic_evict_kick(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    bool start = false;
+
+    if (qatomic_read(&bs->quiesce_counter) > 0) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (!s->evicting && ic_core_evict_needed(s->core)) {
+            s->evicting = true;
+            start = true;
+        }
+    }
+    if (start) {
+        bdrv_inc_in_flight(bs);
+        aio_co_enter(bdrv_get_aio_context(bs),
+                     qemu_coroutine_create(ic_evict_entry, bs));
+    }
+}
+
+typedef struct IcEvictAll {
+    BlockDriverState *bs;
+    bool done;
+} IcEvictAll;
+
+static void coroutine_fn ic_evict_all_entry(void *opaque)
+{
+    IcEvictAll *ea = opaque;
+
+    bdrv_graph_co_rdlock();
+    while (ic_co_evict_batch(ea->bs)) {
+        /* the next batch, if still needed */
+    }
+    bdrv_graph_co_rdunlock();
+    ea->done = true;
+    bdrv_dec_in_flight(ea->bs);
+}
+
+/*
+ * Free clusters until the cache is within its bound, and wait (open: a
+ * cache larger than a new cache-size is shrunk before the node is used).
+ * Main loop.
+ */
+void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    IcEvictAll ea = { .bs = bs };
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->evicting || !ic_core_evict_needed(s->core)) {
+            return;
+        }
+        s->evicting = true;
+    }
+    bdrv_inc_in_flight(bs);
+    aio_co_enter(bdrv_get_aio_context(bs),
+                 qemu_coroutine_create(ic_evict_all_entry, &ea));
+    BDRV_POLL_WHILE(bs, !ea.done);
+}

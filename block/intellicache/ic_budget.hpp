@@ -1,0 +1,125 @@
+/*
+ * intellicache core: the bound of a bounded cache, and freeing clusters to
+ * stay within it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef IC_BUDGET_HPP
+#define IC_BUDGET_HPP
+
+#include "intellicache-core.h"
+
+#include "ic_eviction.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace intellicache {
+
+class MessageBuffer;
+
+/*
+ * Counts the clusters that take room in the cache file and decides when to
+ * free some, and which (through the eviction policy).  Room is taken by
+ *
+ *   resident  clusters stored with data (the policy's clusters)
+ *   reserved  clusters admitted to the store pipeline, not yet stored
+ *   freeing   clusters of the batch being freed, until their holes are
+ *             punched
+ *
+ * and used() = resident + reserved + freeing never exceeds capacity():
+ * reserve() refuses what does not fit, and the caller then does not store
+ * it.  Clusters recorded as zeros take no room and are not counted.
+ *
+ * Freeing is one batch at a time (see Core::evict_begin() for the order of
+ * the steps that make it crash-safe).  A batch starts when less than the
+ * headroom (1/32 of the capacity, at most kMaxBatch) is left, so stores
+ * still fit while it runs, and frees enough to leave twice the headroom.
+ */
+class CacheBudget {
+public:
+    /* Clusters freed by one batch, at most: one metadata sync each. */
+    static constexpr std::uint64_t kMaxBatch = IC_EVICT_BATCH;
+
+    /* Consecutive clusters [first, first + count). */
+    struct Run {
+        std::uint64_t first;
+        std::uint64_t count;
+    };
+
+    /*
+     * A budget of @capacity clusters (>= 1) over a base of @cluster_count
+     * clusters; nullptr and a message if it cannot be allocated.
+     */
+    static std::unique_ptr<CacheBudget> create(std::uint64_t cluster_count,
+                                               std::uint64_t capacity,
+                                               MessageBuffer &why);
+
+    std::uint64_t capacity() const { return policy_->capacity(); }
+    /* A new capacity (>= 1); above used() the next batch frees the rest. */
+    void set_capacity(std::uint64_t capacity) {
+        policy_->set_capacity(capacity);
+    }
+
+    std::uint64_t resident() const { return policy_->resident(); }
+    std::uint64_t used() const { return resident() + reserved_ + freeing_; }
+    std::uint64_t memory_bytes() const {
+        return policy_->memory_bytes() + victims_.capacity() * sizeof(Run);
+    }
+
+    /* Take room for @count clusters about to be stored; false if none. */
+    bool reserve(std::uint64_t count);
+    /* Give back room reserved for clusters that were not stored. */
+    void unreserve(std::uint64_t count);
+    /*
+     * Clusters [first, first + count) were stored: resident.  @reserved:
+     * their room was reserved (a fetch admitted before the cache was
+     * bounded was not).
+     */
+    void stored(std::uint64_t first, std::uint64_t count, bool reserved);
+    /* Cluster @index was found stored at open. */
+    void load(std::uint64_t index) { policy_->load(index); }
+    /* A read hit clusters [first, first + count). */
+    void touch(std::uint64_t first, std::uint64_t count);
+
+    /*
+     * Whether a batch should be freed now (none is being freed).  Never
+     * while the capacity holds the whole base: there is nothing to make
+     * room for.
+     */
+    bool evict_needed() const;
+    /*
+     * Choose the next batch (evict_needed() must be true): its clusters
+     * leave the policy and count as freeing until evict_end().  Returns
+     * them as runs in cluster order.
+     */
+    std::span<const Run> evict_begin();
+    /* The batch being freed, as evict_begin() returned it. */
+    std::span<const Run> victims() const { return victims_; }
+    /* Whether a batch is being freed. */
+    bool evicting() const { return evicting_; }
+    /* Whether [first, first + count) overlaps the batch being freed. */
+    bool freeing(std::uint64_t first, std::uint64_t count) const;
+    /* The batch's clusters are freed: their room is available again. */
+    void evict_end();
+
+private:
+    CacheBudget(std::unique_ptr<EvictionPolicy> policy,
+                std::uint64_t cluster_count);
+    std::uint64_t headroom() const;
+
+    std::unique_ptr<EvictionPolicy> policy_;
+    std::uint64_t cluster_count_; /* of the base */
+    std::uint64_t reserved_ = 0;
+    std::uint64_t freeing_ = 0;
+    bool evicting_ = false;
+    std::vector<std::uint64_t> chosen_; /* scratch of evict_begin() */
+    std::vector<Run> victims_;          /* the batch, in cluster order */
+};
+
+} // namespace intellicache
+
+#endif
