@@ -522,10 +522,10 @@ ic_reopen_check_base(BDRVReopenState *state, bool *attach, Error **errp)
 
 /*
  * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout,
- * cache-size, scan-threshold) may change and apply at commit (a lower
- * cache-size frees the excess from drain end on) (reads in progress keep the miss-timeout
- * they began with); what defines the cache's content (cluster-size,
- * base-fingerprint) may not.  "file" may attach the base to a node opened
+ * cache-size, scan-threshold) may change and apply at commit: reads in
+ * progress keep the miss-timeout they began with, and a lower cache-size
+ * frees the excess from drain end on.  What defines the cache's content
+ * (cluster-size, base-fingerprint) may not.  "file" may attach the base to a node opened
  * without one.
  */
 static int GRAPH_UNLOCKED

@@ -7,6 +7,8 @@
 
 #include "ic_scan_filter.hpp"
 
+#include <algorithm>
+
 namespace intellicache {
 
 bool ScanFilter::note_read(std::uint64_t offset, std::uint64_t bytes) {
@@ -40,13 +42,10 @@ bool ScanFilter::in_scan(std::uint64_t offset) const {
     if (threshold_ == 0) {
         return false;
     }
-    for (const Stream &s : streams_) {
-        if (s.used && s.length >= threshold_ && offset < s.next &&
-            offset >= s.next - s.length) {
-            return true;
-        }
-    }
-    return false;
+    return std::ranges::any_of(streams_, [&](const Stream &s) {
+        return s.used && s.length >= threshold_ && offset < s.next &&
+               offset >= s.next - s.length;
+    });
 }
 
 } // namespace intellicache
