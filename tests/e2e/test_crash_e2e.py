@@ -169,8 +169,61 @@ class CrashE2E(h.NbdkitFileTestCase):
             f"before kills, durable clusters lost: {totals['durable_lost']}, "
             f"{time.monotonic() - started:.0f} s")
 
+    def test_kill_while_evicting(self):
+        """A cache one eighth of the base under random reads all over it:
+        clusters are freed all the time.  kill -9 at a random moment, then
+        the restarted daemon must serve the base's data, and the cache
+        file's allocation must stay within its bound plus metadata."""
+        rng = random.Random(SEED + 1)
+        bound = BASE_SIZE // 8 // h.MiB * h.MiB
+        meta = 4096 + 2 * 4096
+        cache_opts = dict(h.CACHE_DIRECT, discard="unmap")
+        totals = {"kills": 0, "compared": 0, "mismatched": 0, "checked": 0,
+                  "evicted": 0}
+        cache = self.dir / "bounded.img"
+        h.create_cache_file(cache)
+        fast = self.nbdkit("evict", throttled=False)
+        for i in range(ITERATIONS):
+            d = self.start_daemon(h.nbd_base(fast.socket), cache,
+                                  tag=f"evict-{i}", cache_options=cache_opts,
+                                  **{"cache-size": bound, "read-ahead": 0})
+            stop = threading.Event()
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                randoms = [pool.submit(self.random_reader, d,
+                                       random.Random(rng.random()), stop)
+                           for _ in range(3)]
+                time.sleep(rng.uniform(0.5, 2.0))
+                totals["evicted"] += d.stats()["evicted-bytes"]
+                d.kill9()
+                stop.set()
+                totals["checked"] += sum(r.result() for r in randoms)
+            self.assertLessEqual(h.allocated_bytes(cache), bound + meta,
+                                 f"iteration {i}: the cache outgrew its bound")
+            d2 = self.start_daemon(h.nbd_base(fast.socket), cache,
+                                   tag=f"evict-after-{i}",
+                                   cache_options=cache_opts,
+                                   **{"cache-size": bound, "read-ahead": 0})
+            size, mismatched = self.compare_with_base(d2, self.dir / "out.img")
+            self.assertEqual(size, BASE_SIZE)
+            totals["compared"] += size
+            totals["mismatched"] += mismatched
+            totals["kills"] += 1
+            self.stop_clean(d2)
+            self.assertEqual(mismatched, 0,
+                             f"iteration {i}: {mismatched} wrong bytes after a "
+                             "kill while evicting")
+        self.assertGreater(totals["evicted"], 0, "nothing was evicted")
+        type(self).evict_summary = (
+            f"crash loop with eviction: {totals['kills']} kills, "
+            f"{totals['evicted']} bytes evicted before kills, "
+            f"{totals['checked']} bytes checked by random readers, "
+            f"{totals['compared']} bytes compared after restarts, "
+            f"{totals['mismatched']} mismatched")
+
     @classmethod
     def tearDownClass(cls):
+        if getattr(cls, "evict_summary", None):
+            print(cls.evict_summary, file=sys.stderr)
         if getattr(cls, "summary", None):
             print(cls.summary, file=sys.stderr)
         super().tearDownClass()

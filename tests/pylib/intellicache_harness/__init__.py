@@ -38,8 +38,8 @@ from .common import (GiB, KiB, MiB, REPO, TiB, HarnessError, PortBusy, fd_count,
                      wait_until)
 from .daemon import IcDaemon, StorageDaemon
 from .fio import fio_finish, fio_start, run_fio, run_fio_argv
-from .images import (create_cache_file, make_base_image, overwrite_in_place, qcow2_overlay,
-                     sha256_file, write_random)
+from .images import (allocated_bytes, create_cache_file, make_base_image, overwrite_in_place,
+                     qcow2_overlay, sha256_file, write_random)
 from .nbd import NbdClient, NbdError, ReadResult, nbd_read_all, nbd_uri
 from .netns import NetPair
 from .nodes import (CACHE_DIRECT, RECONNECT_DELAY, file_node, intellicache_node, nbd_base,
@@ -56,7 +56,7 @@ __all__ = [
     "qemu_env", "qsd_binary", "tcp_port_open", "unix_socket_ready", "wait_until",
     "IcDaemon", "StorageDaemon",
     "fio_finish", "fio_start", "run_fio", "run_fio_argv",
-    "create_cache_file", "make_base_image", "overwrite_in_place", "qcow2_overlay",
+    "allocated_bytes", "create_cache_file", "make_base_image", "overwrite_in_place", "qcow2_overlay",
     "sha256_file", "write_random",
     "NbdClient", "NbdError", "ReadResult", "nbd_read_all", "nbd_uri",
     "NetPair",

@@ -62,3 +62,24 @@ def qcow2_overlay(path, size):
     subprocess.run([str(qemu_binary("qemu-img")), "create", "-q", "-f", "qcow2",
                     str(path), str(size)], check=True, env=qemu_env(), timeout=60)
     return Path(path)
+
+
+def allocated_bytes(path):
+    """Bytes of @path that hold data on the file system (its data extents,
+    found with SEEK_DATA/SEEK_HOLE): what a bounded cache keeps within
+    cache-size plus its metadata.  Unlike st_blocks, this leaves out the
+    file system's own metadata (the extent tree of a fragmented file)."""
+    total = 0
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        end = os.fstat(fd).st_size
+        pos = 0
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break  # ENXIO: no data after pos
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            total += hole - data
+            pos = hole
+    return total
