@@ -161,7 +161,8 @@ void ic_evict_kick(BlockDriverState *bs)
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (!s->evicting && ic_core_evict_needed(s->core)) {
+        /* No core yet: drain end while open attaches the children. */
+        if (s->core && !s->evicting && ic_core_evict_needed(s->core)) {
             s->evicting = true;
             start = true;
         }
