@@ -174,6 +174,60 @@ void ic_evict_kick(BlockDriverState *bs)
     }
 }
 
+/*
+ * Discard data that a crash left in the slots of clusters that are not
+ * recorded: stored but not yet recorded when the process died, or evicted
+ * and recorded as such but not yet discarded.  The budget counts only
+ * recorded clusters, so such data would take room beyond the bound.  The
+ * cache file's allocation is walked by block status (SEEK_DATA on a
+ * file), so the cost follows the number of allocated extents, not the
+ * size of the base.  At open, before anything is in flight.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_evict_leftovers(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    BlockDriverState *cache = s->cache->bs;
+    IcRange ranges[IC_EVICT_RANGES];
+    int64_t end = bdrv_co_getlength(cache);
+    int64_t offset = 0;
+
+    while (offset < end) {
+        int64_t pnum;
+        int ret = bdrv_co_block_status(cache, offset, end - offset, &pnum,
+                                       NULL, NULL);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (pnum <= 0) {
+            break;
+        }
+        for (int64_t pos = offset; (ret & BDRV_BLOCK_DATA) &&
+             pos < offset + pnum;) {
+            size_t n;
+
+            WITH_QEMU_LOCK_GUARD(&s->lock) {
+                n = ic_core_unrecorded(s->core, pos, offset + pnum - pos,
+                                       ranges, ARRAY_SIZE(ranges));
+            }
+            for (size_t i = 0; i < n; i++) {
+                int r = bdrv_co_pdiscard(s->cache, ranges[i].offset,
+                                         ranges[i].bytes);
+                if (r < 0) {
+                    return r;
+                }
+            }
+            if (n < ARRAY_SIZE(ranges)) {
+                break;
+            }
+            pos = ranges[n - 1].offset + ranges[n - 1].bytes;
+        }
+        offset += pnum;
+    }
+    return 0;
+}
+
 typedef struct IcEvictAll {
     BlockDriverState *bs;
     bool done;
@@ -182,8 +236,13 @@ typedef struct IcEvictAll {
 static void coroutine_fn ic_evict_all_entry(void *opaque)
 {
     IcEvictAll *ea = opaque;
+    int ret;
 
     bdrv_graph_co_rdlock();
+    ret = ic_co_evict_leftovers(ea->bs);
+    if (ret < 0) {
+        ic_cache_failed(ea->bs, true, ret);
+    }
     while (ic_co_evict_batch(ea->bs)) {
         /* the next batch, if still needed */
     }
@@ -193,9 +252,10 @@ static void coroutine_fn ic_evict_all_entry(void *opaque)
 }
 
 /*
- * Free clusters until the cache is within its bound, and wait (open: a
- * cache larger than a new cache-size is shrunk before the node is used).
- * Main loop.
+ * Open of a bounded cache: discard what a crash left unrecorded, then
+ * free clusters until the cache is within its bound (a cache larger than
+ * a new cache-size is shrunk before the node is used), and wait.  Main
+ * loop.
  */
 void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
 {
@@ -203,7 +263,8 @@ void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
     IcEvictAll ea = { .bs = bs };
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (s->evicting || !ic_core_evict_needed(s->core)) {
+        if (!s->bounded || s->no_io || s->evicting ||
+            ic_core_cache_state(s->core) != IC_CACHE_CACHING) {
             return;
         }
         s->evicting = true;

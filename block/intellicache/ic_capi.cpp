@@ -65,7 +65,8 @@
  * ic_settings_resolve() never gives; cache_offset() beyond the base;
  * buf_give() of a buffer already pooled; set_bound() while a batch is
  * being freed; evict_begin() when evict_needed() is false; evict_ranges()
- * or evict_end() with no batch being freed; ic_core_free() while buffers are
+ * or evict_end() with no batch being freed; unrecorded() with fetches in
+ * flight; ic_core_free() while buffers are
  * pooled (the glue calls ic_core_buf_reclaim() until NULL first, and frees
  * what it returns: the core cannot free the glue's memory).
  *
@@ -377,6 +378,14 @@ bool ic_core_evict_durable(const IcCore *core) {
 
 void ic_core_evict_end(IcCore *core) {
     no_throw([&] { core->core->evict_end(); });
+}
+
+size_t ic_core_unrecorded(const IcCore *core, uint64_t cache_offset,
+                          uint64_t bytes, IcRange *out, size_t max) {
+    return no_throw([&] {
+        return core->core->unrecorded(cache_offset, bytes,
+                                      std::span(out, out != nullptr ? max : 0));
+    });
 }
 
 bool ic_core_slot_take(IcCore *core, IcFetchKind kind) {

@@ -559,6 +559,34 @@ std::size_t Core::evict_ranges(std::size_t from, std::span<IcRange> out) const {
     return n;
 }
 
+std::size_t Core::unrecorded(std::uint64_t offset, std::uint64_t bytes,
+                             std::span<IcRange> out) const {
+    IC_CHECK(inflight_.size() == 0,
+             "ic_core_unrecorded() with fetches in flight, whose data may "
+             "be being written");
+    const IcGeometry &g = geometry_.raw();
+    const std::uint64_t start = std::max(offset, g.data_offset);
+    const std::uint64_t end = std::min(offset + bytes, g.file_size);
+    std::size_t n = 0;
+    if (start >= end) {
+        return 0;
+    }
+    const std::uint64_t last = geometry_.slot_of(end - 1);
+    for (std::uint64_t c = geometry_.slot_of(start);
+         c <= last && n < out.size();) {
+        c += present_.run_length(c, true, last - c + 1);
+        if (c > last) {
+            break;
+        }
+        const std::uint64_t run = present_.run_length(c, false, last - c + 1);
+        const std::uint64_t lo = std::max(start, geometry_.slot_start(c));
+        const std::uint64_t hi = std::min(end, geometry_.slot_start(c + run));
+        out[n++] = IcRange{lo, hi - lo};
+        c += run;
+    }
+    return n;
+}
+
 void Core::evict_end() {
     IC_CHECK(budget_ && budget_->evicting(),
              "ic_core_evict_end() with no batch being freed");

@@ -114,6 +114,8 @@ public:
     std::size_t evict_ranges(std::size_t from, std::span<IcRange> out) const;
     bool evict_durable() const { return durability_.cleared_unsettled() == 0; }
     void evict_end();
+    std::size_t unrecorded(std::uint64_t offset, std::uint64_t bytes,
+                           std::span<IcRange> out) const;
 
     bool slot_take(IcFetchKind kind) { return slots_.take(kind); }
     bool slot_put() { return slots_.put(); }

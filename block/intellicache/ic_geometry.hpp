@@ -64,6 +64,18 @@ public:
     std::uint64_t cache_offset(std::uint64_t offset) const {
         return g_.data_offset + offset;
     }
+    /*
+     * The same mapping by cluster, for walking the cache file: the
+     * cluster whose slot holds cache file byte @cache_offset (which must
+     * be in the data area), and where cluster @cluster's slot starts (the
+     * last slot is a whole cluster even if the base ends inside it).
+     */
+    std::uint64_t slot_of(std::uint64_t cache_offset) const {
+        return (cache_offset - g_.data_offset) >> shift_;
+    }
+    std::uint64_t slot_start(std::uint64_t cluster) const {
+        return g_.data_offset + (cluster << shift_);
+    }
 
 private:
     explicit Geometry(const IcGeometry &g)

@@ -594,6 +594,19 @@ bool ic_core_evict_durable(const IcCore *core);
  */
 void ic_core_evict_end(IcCore *core);
 
+/*
+ * The parts of the cache file's range [cache_offset, cache_offset + bytes)
+ * that belong to clusters not present, within the data area, in file
+ * order: up to @max ranges into @out, returns how many.  Fewer than @max
+ * means the range is done; otherwise the caller goes on from the end of
+ * the last one.  Data found there is left over from a crash (stored and
+ * not yet recorded, or evicted and not yet discarded): a bounded cache
+ * discards it when it is opened, since it takes room that the budget
+ * does not count.  Only while no fetch is in flight.
+ */
+size_t ic_core_unrecorded(const IcCore *core, uint64_t cache_offset,
+                          uint64_t bytes, IcRange *out, size_t max);
+
 /* ---- Fetch slots: at most max-inflight base reads at once ---- */
 
 typedef enum IcFetchKind {

@@ -154,7 +154,7 @@ class CrashE2E(h.NbdkitFileTestCase):
             st = d2.stats()
             self.assertEqual(st["fetch-errors"] + st["store-errors"], 0, st)
             self.stop_clean(d2)
-            fast.stop()
+            check.stop()
             self.assertEqual(mismatched, 0,
                              f"iteration {i}: {mismatched} wrong bytes after a kill "
                              f"{when:.3f} s into the fill")
@@ -182,9 +182,9 @@ class CrashE2E(h.NbdkitFileTestCase):
                   "evicted": 0}
         cache = self.dir / "bounded.img"
         h.create_cache_file(cache)
-        fast = self.nbdkit("evict", throttled=False)
         for i in range(ITERATIONS):
-            d = self.start_daemon(h.nbd_base(fast.socket), cache,
+            load = self.nbdkit(f"load-{i}", throttled=False)
+            d = self.start_daemon(h.nbd_base(load.socket), cache,
                                   tag=f"evict-{i}", cache_options=cache_opts,
                                   **{"cache-size": bound, "read-ahead": 0})
             stop = threading.Event()
@@ -197,9 +197,11 @@ class CrashE2E(h.NbdkitFileTestCase):
                 d.kill9()
                 stop.set()
                 totals["checked"] += sum(r.result() for r in randoms)
+            load.stop()
             self.assertLessEqual(h.allocated_bytes(cache), bound + meta,
                                  f"iteration {i}: the cache outgrew its bound")
-            d2 = self.start_daemon(h.nbd_base(fast.socket), cache,
+            check = self.nbdkit(f"check-{i}", throttled=False)
+            d2 = self.start_daemon(h.nbd_base(check.socket), cache,
                                    tag=f"evict-after-{i}",
                                    cache_options=cache_opts,
                                    **{"cache-size": bound, "read-ahead": 0})
@@ -209,6 +211,7 @@ class CrashE2E(h.NbdkitFileTestCase):
             totals["mismatched"] += mismatched
             totals["kills"] += 1
             self.stop_clean(d2)
+            check.stop()
             self.assertEqual(mismatched, 0,
                              f"iteration {i}: {mismatched} wrong bytes after a "
                              "kill while evicting")
