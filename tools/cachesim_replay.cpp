@@ -45,13 +45,18 @@ namespace {
 class S3FifoCache : public SimCache {
 public:
     S3FifoCache(const Replay &r,
-                std::unique_ptr<intellicache::EvictionPolicy> p)
-        : r_(r), policy_(std::move(p)), present_(r.cluster_count) {}
+                std::unique_ptr<intellicache::EvictionPolicy> p,
+                bool repeat_touch)
+        : r_(r), policy_(std::move(p)), present_(r.cluster_count),
+          repeat_touch_(repeat_touch) {}
 
     bool access(std::size_t pos) override {
         const std::uint32_t c = r_.cluster[pos];
+        const bool repeat = pos > 0 && r_.cluster[pos - 1] == c;
         if (present_.test(c)) {
-            policy_->touch(c);
+            if (repeat_touch_ || !repeat) {
+                policy_->touch(c);
+            }
             return true;
         }
         if (policy_->resident() >= policy_->capacity()) {
@@ -66,6 +71,7 @@ private:
     const Replay &r_;
     std::unique_ptr<intellicache::EvictionPolicy> policy_;
     intellicache::ClusterBitmap present_;
+    bool repeat_touch_;
 };
 
 constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
@@ -262,8 +268,9 @@ private:
 } // namespace
 
 std::unique_ptr<SimCache>
-make_s3fifo(const Replay &r, std::unique_ptr<intellicache::EvictionPolicy> p) {
-    return std::make_unique<S3FifoCache>(r, std::move(p));
+make_s3fifo(const Replay &r, std::unique_ptr<intellicache::EvictionPolicy> p,
+            bool repeat_touch) {
+    return std::make_unique<S3FifoCache>(r, std::move(p), repeat_touch);
 }
 
 std::unique_ptr<SimCache> make_lru(const Replay &r, std::uint64_t capacity) {

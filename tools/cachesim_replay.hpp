@@ -56,9 +56,12 @@ public:
 /*
  * The core's policy, driven as the core drives it: touch() on a hit; on a
  * miss evict() when full, then insert().  Presence is the core's bitmap.
+ * Without @repeat_touch, a hit in the same cluster as the read before it
+ * (a read continuing inside one cluster) is not touch()ed.
  */
 std::unique_ptr<SimCache>
-make_s3fifo(const Replay &r, std::unique_ptr<intellicache::EvictionPolicy> p);
+make_s3fifo(const Replay &r, std::unique_ptr<intellicache::EvictionPolicy> p,
+            bool repeat_touch = true);
 /* Evicts the least recently read cluster. */
 std::unique_ptr<SimCache> make_lru(const Replay &r, std::uint64_t capacity);
 /* Evicts the cluster cached first. */

@@ -55,6 +55,7 @@ struct WorkloadResult {
     std::vector<PolicyResult> policies;
     std::uint64_t policy_memory;
     double policy_bytes_per_cluster;
+    bool repeat_touch; /* S3-FIFO touches a hit continuing in a cluster */
     std::vector<Target> targets;
 };
 
@@ -110,7 +111,7 @@ void evaluate(WorkloadResult &w) {
 std::optional<WorkloadResult> simulate(const Workload &w,
                                        std::uint64_t cluster_size,
                                        std::uint64_t cache_size,
-                                       std::string &error) {
+                                       bool repeat_touch, std::string &error) {
     const Replay r = flatten(w, cluster_size);
     if (r.cluster_count > IC_MAX_CLUSTER_COUNT) {
         error = "a base of " + std::to_string(r.cluster_count) +
@@ -132,9 +133,16 @@ std::optional<WorkloadResult> simulate(const Workload &w,
         error = why;
         return std::nullopt;
     }
-    WorkloadResult res{&w,       cluster_size,           cache_size,
-                       capacity, r.cluster.size(),       r.distinct,
-                       {},       policy->memory_bytes(), 0.0,
+    WorkloadResult res{&w,
+                       cluster_size,
+                       cache_size,
+                       capacity,
+                       r.cluster.size(),
+                       r.distinct,
+                       {},
+                       policy->memory_bytes(),
+                       0.0,
+                       repeat_touch,
                        {}};
     res.policy_bytes_per_cluster =
         static_cast<double>(res.policy_memory) /
@@ -142,8 +150,8 @@ std::optional<WorkloadResult> simulate(const Workload &w,
 
     /* One at a time, each freed before the next is built. */
     const std::size_t from = w.measured_from;
-    res.policies.push_back(
-        replay("S3-FIFO", *make_s3fifo(r, std::move(policy)), r, from));
+    res.policies.push_back(replay(
+        "S3-FIFO", *make_s3fifo(r, std::move(policy), repeat_touch), r, from));
     res.policies.push_back(replay("LRU", *make_lru(r, capacity), r, from));
     res.policies.push_back(replay("FIFO", *make_fifo(r, capacity), r, from));
     res.policies.push_back(replay("SIEVE", *make_sieve(r, capacity), r, from));
@@ -176,6 +184,10 @@ void print_table(const WorkloadResult &w) {
     }
     std::printf("\n  S3-FIFO is the core's EvictionPolicy; MIN is the offline "
                 "optimum.\n");
+    if (!w.repeat_touch) {
+        std::printf("  S3-FIFO: hits continuing in the cluster of the read "
+                    "before were not touch()ed.\n");
+    }
     std::printf("  EvictionPolicy memory: %" PRIu64 " bytes, %.1f per cached "
                 "cluster (presence bitmap not included)\n",
                 w.policy_memory, w.policy_bytes_per_cluster);
@@ -229,8 +241,10 @@ void print_json(const std::vector<WorkloadResult> &results, bool pass) {
                     wl.base_size, w.cache_size, w.cluster_size, w.capacity,
                     wl.requests.size(), w.reads, w.distinct);
         std::printf("   \"policy_memory_bytes\": %" PRIu64
-                    ", \"policy_bytes_per_cached_cluster\": %.3f,\n",
-                    w.policy_memory, w.policy_bytes_per_cluster);
+                    ", \"policy_bytes_per_cached_cluster\": %.3f, "
+                    "\"repeat_touch\": %s,\n",
+                    w.policy_memory, w.policy_bytes_per_cluster,
+                    w.repeat_touch ? "true" : "false");
         std::printf("   \"measured\": %s,\n",
                     wl.measured_from < wl.requests.size()
                         ? json_string(wl.measured_name).c_str()
@@ -285,6 +299,10 @@ const char kUsage[] =
     "random\n"
     "                      4 KiB reads of it after each scan read (default 0)\n"
     "  --seed N            of the built-in workloads (default 1)\n"
+    "  --no-repeat-touch   S3-FIFO: no touch() for a hit in the cluster that\n"
+    "                      the read before it was in (a read continuing "
+    "inside\n"
+    "                      a cluster); the core touches every hit\n"
     "  --json              print JSON instead of the table\n"
     "  --check             exit 1 if a target of a built-in workload fails\n"
     "SIZE: bytes, or with K, M, G, T (powers of 1024).\n";
@@ -302,6 +320,7 @@ struct Options {
     std::uint64_t scan_hot = 0;
     std::uint64_t scan_read = 1 * kMiB;
     std::uint64_t seed = 1;
+    bool repeat_touch = true;
     bool json = false;
     bool check = false;
 };
@@ -373,6 +392,8 @@ Options parse_options(int argc, char **argv) {
                 usage_error("--seed: not a number: " + v);
             }
             o.seed = *s;
+        } else if (a == "--no-repeat-touch") {
+            o.repeat_touch = false;
         } else if (a == "--json") {
             o.json = true;
         } else if (a == "--check") {
@@ -441,7 +462,8 @@ int main(int argc, char **argv) {
     bool pass = true;
     for (const Workload &w : workloads) {
         std::string error;
-        auto res = simulate(w, o.cluster_size, o.cache_size, error);
+        auto res =
+            simulate(w, o.cluster_size, o.cache_size, o.repeat_touch, error);
         if (!res) {
             std::fprintf(stderr, "ic-cachesim: %s: %s\n", w.name.c_str(),
                          error.c_str());

@@ -41,13 +41,14 @@ Workload reads_of(const std::vector<uint64_t> &clusters) {
     return w;
 }
 
-std::unique_ptr<SimCache> s3fifo(const Replay &r, uint64_t capacity) {
+std::unique_ptr<SimCache> s3fifo(const Replay &r, uint64_t capacity,
+                                 bool repeat_touch = true) {
     char why[100];
     intellicache::MessageBuffer msg(why, sizeof(why));
     auto p =
         intellicache::EvictionPolicy::create(r.cluster_count, capacity, msg);
     EXPECT_NE(p, nullptr) << why;
-    return make_s3fifo(r, std::move(p));
+    return make_s3fifo(r, std::move(p), repeat_touch);
 }
 
 uint64_t misses(const Replay &r, SimCache &cache) {
@@ -101,6 +102,21 @@ TEST(CacheSim, MinIsNeverWorse) {
         EXPECT_LE(min, misses(r, *make_sieve(r, cap))) << cap;
         EXPECT_LE(min, misses(r, *s3fifo(r, cap))) << cap;
     }
+}
+
+TEST(CacheSim, RepeatTouch) {
+    /* 0 read twice in a row, then 10 other clusters through a cache of
+     * 10, then 0 again.  Touched, the second read moves 0 to main and it
+     * stays; not touched (a read continuing in the cluster), 0 leaves
+     * with the others read once. */
+    const Workload w = reads_of({0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0});
+    const Replay r = flatten(w, kCs);
+    EXPECT_EQ(misses(r, *s3fifo(r, 10, true)), 11U);
+    EXPECT_EQ(misses(r, *s3fifo(r, 10, false)), 12U);
+    /* Not consecutive: counted either way. */
+    const Workload v = reads_of({0, 1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0});
+    const Replay q = flatten(v, kCs);
+    EXPECT_EQ(misses(q, *s3fifo(q, 10, false)), 11U);
 }
 
 TEST(CacheSim, RequestsAreCutAtClusters) {
