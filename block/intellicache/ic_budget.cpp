@@ -65,7 +65,15 @@ void CacheBudget::stored(std::uint64_t first, std::uint64_t count,
         unreserve(count);
     }
     for (std::uint64_t c = first; c < first + count; c++) {
-        policy_->insert(c);
+        /*
+         * A store admitted before the cache was bounded may not fit: it
+         * enters as a loaded cluster would, and the next batch makes room.
+         */
+        if (resident() < capacity()) {
+            policy_->insert(c);
+        } else {
+            policy_->load(c);
+        }
     }
 }
 

@@ -194,6 +194,7 @@ private:
     /* A bounded cache's room and eviction; null while unbounded. */
     std::unique_ptr<CacheBudget> budget_;
     ScanFilter scan_;
+    std::uint64_t last_touched_ = UINT64_MAX; /* see touch() */
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };
 
