@@ -186,7 +186,11 @@ TEST_F(CorePoolTest, ApplySettingsMakesOldBuffersReclaimable) {
     ASSERT_TRUE(core_->buf_give(buf(0), kMiB));
     ASSERT_TRUE(core_->buf_give(buf(1), kMiB));
     const IcFetchId a = plan_fetch(0); /* busy from now on */
-    IcSettings set{kCs, IC_DEFAULT_MAX_INFLIGHT, 2 * kMiB, 4 * kMiB};
+    IcSettings set{};
+    set.cluster_size = kCs;
+    set.max_inflight = IC_DEFAULT_MAX_INFLIGHT;
+    set.max_fetch = 2 * kMiB;
+    set.read_ahead = 4 * kMiB;
     core_->apply_settings(set);
     EXPECT_EQ(core_->buf_take(kMiB), nullptr);
     std::set<void *> old;

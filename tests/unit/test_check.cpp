@@ -106,7 +106,10 @@ TEST_F(ProtocolDeathTest, DeactivatingBusy) {
 }
 
 TEST_F(ProtocolDeathTest, SettingsThatResolveNeverGives) {
-    const IcSettings good{kCs, 4, 1 << 20, 0};
+    IcSettings good{};
+    good.cluster_size = kCs;
+    good.max_inflight = 4;
+    good.max_fetch = 1 << 20;
     ic_core_apply_settings(core_, &good);
     IcSettings bad = good;
     bad.cluster_size = 4096;

@@ -313,7 +313,10 @@ TEST(FetchSlots, CoreAppliesMaxInflight) {
     EXPECT_TRUE(ic_core_slot_take(core, IC_FETCH_DEMAND));
     EXPECT_FALSE(ic_core_slot_take(core, IC_FETCH_DEMAND));
     /* While slots are busy, max-inflight goes up to 4 and back to 1. */
-    IcSettings set{65536, 4, 1 << 20, 0};
+    IcSettings set{};
+    set.cluster_size = 65536;
+    set.max_inflight = 4;
+    set.max_fetch = 1 << 20;
     ic_core_apply_settings(core, &set);
     EXPECT_TRUE(ic_core_slot_take(core, IC_FETCH_DEMAND)) << "3 of 4";
     set.max_inflight = 1;

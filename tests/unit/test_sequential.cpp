@@ -226,7 +226,11 @@ TEST_F(ReadAheadTest, ApplySettingsChangesTheWindowAndKeepsStreams) {
     core_->set_read_ahead(kWindow);
     EXPECT_FALSE(core_->note_read(0, kMiB));
     EXPECT_FALSE(core_->note_read(kMiB, kMiB));
-    IcSettings set{65536, IC_DEFAULT_MAX_INFLIGHT, kMiB, 8 * kMiB};
+    IcSettings set{};
+    set.cluster_size = 65536;
+    set.max_inflight = IC_DEFAULT_MAX_INFLIGHT;
+    set.max_fetch = kMiB;
+    set.read_ahead = 8 * kMiB;
     core_->apply_settings(set);
     /* The stream continues: this read asks for the new window at once. */
     const auto ra = core_->note_read(2 * kMiB, kMiB);
