@@ -525,8 +525,8 @@ ic_reopen_check_base(BDRVReopenState *state, bool *attach, Error **errp)
  * cache-size, scan-threshold) may change and apply at commit: reads in
  * progress keep the miss-timeout they began with, and a lower cache-size
  * frees the excess from drain end on.  What defines the cache's content
- * (cluster-size, base-fingerprint) may not.  "file" may attach the base to a node opened
- * without one.
+ * (cluster-size, base-fingerprint) may not.  "file" may attach the base
+ * to a node opened without one.
  */
 static int GRAPH_UNLOCKED
 ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,

@@ -877,27 +877,27 @@ void ic_profile_recorder_encode(const IcProfileRecorder *r, uint8_t *out);
 /* ---- Statistics ---- */
 
 typedef struct IcStats {
-    uint64_t hit_bytes;        /* guest bytes served from the cache */
-    uint64_t miss_bytes;       /* guest bytes served by new fetches */
-    uint64_t wait_bytes;       /* guest bytes served by joining a fetch */
-    uint64_t fetches;          /* base reads issued */
-    uint64_t fetched_bytes;    /* bytes read from the base by fetches */
-    uint64_t fetch_errors;     /* fetches that failed */
-    uint64_t stored_bytes;     /* bytes written into the cache */
-    uint64_t store_errors;     /* cache writes that failed */
-    uint64_t store_skipped;    /* fetches deliberately not stored */
-    uint64_t readahead_bytes;  /* bytes fetched by read-ahead */
-    uint64_t prefetch_bytes;   /* bytes fetched by prefetches */
-    uint64_t cached_clusters;  /* clusters present now */
-    uint64_t durable_clusters; /* clusters recorded on disk */
-    uint64_t inflight_fetches; /* fetches not yet forgotten */
-    uint64_t store_backlog;    /* bytes fetched and queued to store */
-    uint64_t zeroed_bytes;     /* bytes recorded as zeros, not read */
+    uint64_t hit_bytes;         /* guest bytes served from the cache */
+    uint64_t miss_bytes;        /* guest bytes served by new fetches */
+    uint64_t wait_bytes;        /* guest bytes served by joining a fetch */
+    uint64_t fetches;           /* base reads issued */
+    uint64_t fetched_bytes;     /* bytes read from the base by fetches */
+    uint64_t fetch_errors;      /* fetches that failed */
+    uint64_t stored_bytes;      /* bytes written into the cache */
+    uint64_t store_errors;      /* cache writes that failed */
+    uint64_t store_skipped;     /* fetches deliberately not stored */
+    uint64_t readahead_bytes;   /* bytes fetched by read-ahead */
+    uint64_t prefetch_bytes;    /* bytes fetched by prefetches */
+    uint64_t cached_clusters;   /* clusters present now */
+    uint64_t durable_clusters;  /* clusters recorded on disk */
+    uint64_t inflight_fetches;  /* fetches not yet forgotten */
+    uint64_t store_backlog;     /* bytes fetched and queued to store */
+    uint64_t zeroed_bytes;      /* bytes recorded as zeros, not read */
     uint64_t capacity_clusters; /* the bound (cache-size); 0: unbounded */
-    uint64_t used_clusters;    /* clusters taking room within the bound */
-    uint64_t evicted_clusters; /* clusters freed to stay within it */
-    uint64_t scan_bytes;       /* fetched bytes not stored: a scan read them */
-    uint64_t no_room_bytes;    /* fetched bytes not stored: no room left */
+    uint64_t used_clusters;     /* clusters taking room within the bound */
+    uint64_t evicted_clusters;  /* clusters freed to stay within it */
+    uint64_t scan_bytes;        /* fetched bytes not stored: a scan read them */
+    uint64_t no_room_bytes;     /* fetched bytes not stored: no room left */
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);
