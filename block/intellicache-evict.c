@@ -18,6 +18,12 @@
  *   4. discard their data;
  *   5. end the batch: the room is free, the clusters may be stored again.
  *
+ * In a pool (intellicache-pool.c), the pool asks the member that holds the
+ * most to free room when the pool is nearly full.  Another node cannot be
+ * woken safely from here (it may be closing, in another thread), so each
+ * member looks for what it is asked every IC_POOL_TICK_MS with a timer of
+ * its own, as well as after each of its stores.
+ *
  * Pins: each hit planned in a bounded cache counts in one of two
  * counters, the one of the current pin epoch, until its read of the cache
  * file ends.  A batch flips the epoch when it begins, under the node's
@@ -41,6 +47,9 @@
 
 /* How often a batch checks whether the hits it waits for have ended. */
 #define IC_PIN_POLL_NS (100 * SCALE_US)
+
+/* How often a pool member looks for room the pool asks it to free. */
+#define IC_POOL_TICK_MS 100
 
 /* Byte ranges of the cache file discarded per round of ic_co_evict_free(). */
 #define IC_EVICT_RANGES 64
@@ -150,7 +159,9 @@ static void coroutine_fn ic_evict_entry(void *opaque)
 /*
  * Start freeing clusters if the core says the cache is nearly full (after
  * a store, a new bound, drain end), in a coroutine that drain waits for.
- * A coroutine already freeing goes on by itself.
+ * A coroutine already freeing goes on by itself.  In a pool, this is also
+ * when the pool looks for a member to free room (ic_pool_victim()): this
+ * node, or another one, which its pool timer wakes.
  */
 void ic_evict_kick(BlockDriverState *bs)
 {
@@ -159,6 +170,9 @@ void ic_evict_kick(BlockDriverState *bs)
 
     if (qatomic_read(&bs->quiesce_counter) > 0) {
         return;
+    }
+    if (s->pool) {
+        ic_pool_victim(s->pool);
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         /* No core yet: drain end while open attaches the children. */
@@ -273,4 +287,59 @@ void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
     aio_co_enter(bdrv_get_aio_context(bs),
                  qemu_coroutine_create(ic_evict_all_entry, &ea));
     BDRV_POLL_WHILE(bs, !ea.done);
+}
+
+static void ic_pool_timer_cb(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVIntellicacheState *s = bs->opaque;
+
+    ic_evict_kick(bs);
+    /* A drain that began meanwhile stops it; drain end re-arms it. */
+    if (qatomic_read(&bs->quiesce_counter) == 0) {
+        timer_mod(s->pool_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + IC_POOL_TICK_MS);
+    }
+}
+
+/* The pool timer of a pool member, in its AioContext @ctx, armed. */
+void ic_pool_timer_new(BlockDriverState *bs, AioContext *ctx)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->pool) {
+        s->pool_timer = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                      ic_pool_timer_cb, bs);
+        ic_pool_timer_arm(bs);
+    }
+}
+
+void ic_pool_timer_free(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->pool_timer) {
+        timer_free(s->pool_timer);
+        s->pool_timer = NULL;
+    }
+}
+
+/* Not while drained: drain end arms it again. */
+void ic_pool_timer_arm(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->pool_timer) {
+        timer_mod(s->pool_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + IC_POOL_TICK_MS);
+    }
+}
+
+void ic_pool_timer_disarm(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->pool_timer) {
+        timer_del(s->pool_timer);
+    }
 }

@@ -55,14 +55,18 @@ ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
     int64_t allocated;
     uint64_t avail;
 
-    if (!settings->cache_size) {
+    if (!settings->cache_size && !s->pool) {
         return 0;
     }
     if (!(cache->open_flags & BDRV_O_UNMAP)) {
-        error_setg(errp, IC_OPT_CACHE_SIZE " needs a cache file that can "
-                   "free space: open node '%s' with discard=unmap",
+        error_setg(errp, "%s needs a cache file that can free space: open "
+                   "node '%s' with discard=unmap",
+                   settings->cache_size ? IC_OPT_CACHE_SIZE : IC_OPT_POOL,
                    bdrv_get_node_name(cache));
         return -EINVAL;
+    }
+    if (!settings->cache_size) {
+        return 0;
     }
     if (!cache->drv || strcmp(cache->drv->format_name, "file") != 0 ||
         statvfs(cache->filename, &fs) < 0) {
@@ -367,6 +371,9 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         return -ENOMEM;
     }
     ic_core_apply_settings(core, settings);
+    if (s->pool) {
+        ic_core_set_pool(core, s->pool, bs);
+    }
 
     if (action == IC_OPEN_USE) {
         ret = ic_load_metadata(bs, core, errp);

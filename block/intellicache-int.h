@@ -39,6 +39,7 @@
 #include "block/block_int.h"
 #include "qapi/qapi-types-intellicache.h"
 #include "intellicache-core.h"
+#include "intellicache-module.h"
 
 #define IC_OPT_CLUSTER_SIZE "cluster-size"
 #define IC_OPT_MAX_INFLIGHT "max-inflight"
@@ -48,6 +49,7 @@
 #define IC_OPT_MISS_TIMEOUT "miss-timeout"
 #define IC_OPT_CACHE_SIZE "cache-size"
 #define IC_OPT_SCAN_THRESHOLD "scan-threshold"
+#define IC_OPT_POOL "pool"
 
 /* The placeholder base of a node opened without one (intellicache.c). */
 #define IC_OFFLINE_DRIVER "intellicache-offline"
@@ -112,6 +114,9 @@ struct BDRVIntellicacheState {
     BdrvChild *cache;
     bool no_io;                 /* opened with BDRV_O_NO_IO */
     char *user_fingerprint;     /* the base-fingerprint option, or NULL */
+    char *pool_id;              /* the pool option, or NULL */
+    IntellicachePool *pool_obj; /* the pool object joined, or NULL */
+    IcPool *pool;               /* its budget (thread-safe), or NULL */
 
     /* Main loop: the options as given, and in effect (reopen changes). */
     IcOptions opts;
@@ -173,6 +178,13 @@ struct BDRVIntellicacheState {
      * on QEMU_CLOCK_REALTIME: the deadlines of guest reads are wall time.
      */
     QEMUTimer *health_timer;
+
+    /*
+     * The node's home AioContext, while the node is in a pool: looks for
+     * room the pool asks this node to free (intellicache-evict.c), on
+     * QEMU_CLOCK_REALTIME.
+     */
+    QEMUTimer *pool_timer;
 };
 
 /* intellicache.c */
@@ -191,6 +203,10 @@ ic_check_new_base(BlockDriverState *bs, BlockDriverState *base, Error **errp);
 
 /* intellicache-evict.c */
 void ic_evict_kick(BlockDriverState *bs);
+void ic_pool_timer_new(BlockDriverState *bs, AioContext *ctx);
+void ic_pool_timer_free(BlockDriverState *bs);
+void ic_pool_timer_arm(BlockDriverState *bs);
+void ic_pool_timer_disarm(BlockDriverState *bs);
 void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs);
 
 /* intellicache-health.c */

@@ -38,4 +38,25 @@ typedef struct IntellicacheOps {
 /* NULL until the module is loaded. */
 extern const IntellicacheOps *intellicache_ops;
 
+/* The intellicache-pool object (intellicache-pool.c). */
+#define TYPE_INTELLICACHE_POOL "intellicache-pool"
+typedef struct IntellicachePool IntellicachePool;
+
+/*
+ * The pool object @id, or NULL with an error naming what is wrong.  Main
+ * loop.
+ */
+IntellicachePool *intellicache_pool_find(const char *id, Error **errp);
+/*
+ * A node joins @pool: it holds a reference to it until
+ * intellicache_pool_leave().  Returns the pool's budget, which the first
+ * member makes with @budget_new(size) and the object frees with
+ * @budget_free; NULL with an error if it cannot be made.  Main loop.
+ */
+void *intellicache_pool_join(IntellicachePool *pool,
+                             void *(*budget_new)(uint64_t size),
+                             void (*budget_free)(void *budget), Error **errp);
+void intellicache_pool_leave(IntellicachePool *pool);
+uint64_t intellicache_pool_size(IntellicachePool *pool);
+
 #endif /* BLOCK_INTELLICACHE_MODULE_H */

@@ -68,6 +68,12 @@ static QemuOptsList ic_runtime_opts = {
                     "cache does not store it (0: store scans too)",
         },
         {
+            .name = IC_OPT_POOL,
+            .type = QEMU_OPT_STRING,
+            .help = "id of an intellicache-pool object whose budget the "
+                    "node shares",
+        },
+        {
             .name = IC_OPT_BASE_FINGERPRINT,
             .type = QEMU_OPT_STRING,
             .help = "user-chosen identifier of the base's content",
@@ -82,7 +88,7 @@ static QemuOptsList ic_runtime_opts = {
  */
 static bool ic_absorb_opts(QDict *options, IcOptions *opts,
                            IcSettings *settings, char **user_fingerprint,
-                           Error **errp)
+                           char **pool_id, Error **errp)
 {
     QemuOpts *qopts = qemu_opts_create(&ic_runtime_opts, NULL, 0,
                                        &error_abort);
@@ -108,12 +114,22 @@ static bool ic_absorb_opts(QDict *options, IcOptions *opts,
         .has_scan_threshold = qemu_opt_get(qopts, IC_OPT_SCAN_THRESHOLD),
         .scan_threshold = qemu_opt_get_size(qopts, IC_OPT_SCAN_THRESHOLD, 0),
     };
+    if (qemu_opt_get(qopts, IC_OPT_POOL)) {
+        IntellicachePool *pool =
+            intellicache_pool_find(qemu_opt_get(qopts, IC_OPT_POOL), errp);
+
+        if (!pool) {
+            goto out;
+        }
+        opts->pool_size = intellicache_pool_size(pool);
+    }
     if (!ic_options_check(opts, settings, why, sizeof(why))) {
         error_setg(errp, "%s", why);
         goto out;
     }
     *user_fingerprint = g_strdup(qemu_opt_get(qopts,
                                               IC_OPT_BASE_FINGERPRINT));
+    *pool_id = g_strdup(qemu_opt_get(qopts, IC_OPT_POOL));
     ok = true;
 out:
     qemu_opts_del(qopts);
@@ -201,12 +217,34 @@ ic_open_offline_base(BlockDriverState *bs, QDict *options, IcCore *core,
     return bdrv_open_file_child(NULL, options, "file", bs, errp);
 }
 
+static void *ic_pool_budget_new(uint64_t size)
+{
+    return ic_pool_new(size);
+}
+
+static void ic_pool_budget_free(void *budget)
+{
+    ic_pool_free(budget);
+}
+
+/* The node leaves its pool, if it is in one (after its core did). */
+static void ic_pool_leave(BDRVIntellicacheState *s)
+{
+    if (s->pool_obj) {
+        intellicache_pool_leave(s->pool_obj);
+    }
+    s->pool_obj = NULL;
+    s->pool = NULL;
+    g_free(s->pool_id);
+    s->pool_id = NULL;
+}
+
 static int GRAPH_UNLOCKED
 ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     IcSettings settings;
-    IcCore *core;
+    IcCore *core = NULL;
     int ret;
 
     s->bs = bs;
@@ -239,10 +277,20 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
         return -EINVAL;
     }
     if (!ic_absorb_opts(options, &s->opts, &settings, &s->user_fingerprint,
-                        errp)) {
+                        &s->pool_id, errp)) {
         return -EINVAL;
     }
     s->no_io = flags & BDRV_O_NO_IO;
+    if (s->pool_id) {
+        s->pool_obj = intellicache_pool_find(s->pool_id, errp);
+        s->pool = s->pool_obj ?
+            intellicache_pool_join(s->pool_obj, ic_pool_budget_new,
+                                   ic_pool_budget_free, errp) : NULL;
+        if (!s->pool) {
+            s->pool_obj = NULL;
+            return -EINVAL;
+        }
+    }
 
     bdrv_graph_rdlock_main_loop();
     ret = ic_check_cache_node(bs, s->cache->bs, errp) ? 0 : -EINVAL;
@@ -252,33 +300,39 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     }
     bdrv_graph_rdunlock_main_loop();
     if (ret < 0) {
-        return ret;
+        goto fail;
     }
     if (!s->has_base) {
         ret = ic_open_offline_base(bs, options, core, errp);
         if (ret < 0) {
-            ic_core_release(core);
-            return ret;
+            goto fail;
         }
     }
     s->health = ic_health_new(s->has_base ? IC_BASE_UP : IC_BASE_DOWN);
     if (!s->health) {
-        ic_core_release(core);
         error_setg(errp, "Cannot allocate the base's health state");
-        return -ENOMEM;
+        ret = -ENOMEM;
+        goto fail;
     }
     s->core = core;
     s->settings = settings;
-    s->bounded = settings.cache_size != 0;
+    s->bounded = settings.cache_size != 0 || s->pool;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
     bs->supported_read_flags = BDRV_REQ_PREFETCH;
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
     ic_health_timer_new(bs, bdrv_get_aio_context(bs));
+    ic_pool_timer_new(bs, bdrv_get_aio_context(bs));
     /* A cache larger than its (new) bound is brought within it now. */
     bdrv_graph_rdlock_main_loop();
     ic_evict_all(bs);
     bdrv_graph_rdunlock_main_loop();
     return 0;
+
+fail:
+    /* The core leaves the pool's budget first, then the node the pool. */
+    ic_core_release(core);
+    ic_pool_leave(s);
+    return ret;
 }
 
 static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
@@ -294,6 +348,8 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
     }
     ic_core_release(s->core);
     s->core = NULL;
+    ic_pool_timer_free(bs);
+    ic_pool_leave(s);
     assert(QLIST_EMPTY(&s->base_ops) && !s->probe_running);
     ic_health_free(s->health);
     s->health = NULL;
@@ -368,7 +424,7 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
         if (core) {
             s->core = core;
             s->settings = settings;
-            s->bounded = settings.cache_size != 0;
+            s->bounded = settings.cache_size != 0 || s->pool;
         }
         s->reloading = false;
         qemu_co_queue_restart_all(&s->reload_queue);
@@ -458,6 +514,7 @@ static void ic_drain_begin(BlockDriverState *bs)
         s->sync_scheduled = false;
     }
     ic_health_disarm(bs);
+    ic_pool_timer_disarm(bs);
 }
 
 static void ic_drain_end(BlockDriverState *bs)
@@ -466,6 +523,7 @@ static void ic_drain_end(BlockDriverState *bs)
 
     ic_sync_schedule(bs);
     ic_evict_kick(bs);
+    ic_pool_timer_arm(bs);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ic_health_arm_locked(bs);
     }
@@ -475,6 +533,7 @@ static void ic_detach_aio_context(BlockDriverState *bs)
 {
     ic_sync_timer_free(bs);
     ic_health_timer_free(bs);
+    ic_pool_timer_free(bs);
 }
 
 static void ic_attach_aio_context(BlockDriverState *bs,
@@ -483,6 +542,7 @@ static void ic_attach_aio_context(BlockDriverState *bs,
     ic_sync_timer_new(bs, new_context);
     ic_sync_schedule(bs);
     ic_health_timer_new(bs, new_context);
+    ic_pool_timer_new(bs, new_context);
 }
 
 /* What a reopen changes, from prepare to commit. */
@@ -534,6 +594,7 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
 {
     BDRVIntellicacheState *s = state->bs->opaque;
     g_autofree char *fingerprint = NULL;
+    g_autofree char *pool_id = NULL;
     IcReopen *r = g_new0(IcReopen, 1);
     IcSettings *settings = &r->settings;
     IcOptions opts;
@@ -541,7 +602,12 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
     int ret;
 
     if (!ic_absorb_opts(state->options, &opts, settings, &fingerprint,
-                        errp)) {
+                        &pool_id, errp)) {
+        goto fail;
+    }
+    if (g_strcmp0(pool_id, s->pool_id)) {
+        error_setg(errp, "Cannot change " IC_OPT_POOL " of an open "
+                   "intellicache node");
         goto fail;
     }
     if (opts.has_cluster_size &&
@@ -595,7 +661,7 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
             bound_failed = true;
         }
         s->settings = r->settings;
-        s->bounded = r->settings.cache_size != 0;
+        s->bounded = r->settings.cache_size != 0 || s->pool;
         if (r->attach_base) {
             s->has_base = true;
             ic_health_note_locked(bs, IC_BASE_READ_OK,

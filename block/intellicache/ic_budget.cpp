@@ -44,8 +44,40 @@ CacheBudget::CacheBudget(std::unique_ptr<EvictionPolicy> policy,
                          std::uint64_t cluster_count)
     : policy_(std::move(policy)), cluster_count_(cluster_count) {}
 
+CacheBudget::~CacheBudget() {
+    if (pool_ != nullptr) {
+        pool_->leave(this);
+    }
+}
+
+void CacheBudget::attach_pool(PoolBudget *pool, void *opaque,
+                              std::uint32_t cluster_bytes) {
+    IC_CHECK(pool_ == nullptr, "a cache budget joining a second pool");
+    pool_ = pool;
+    cluster_bytes_ = cluster_bytes;
+    pool_->join(this, opaque);
+    pool_force(used());
+}
+
+bool CacheBudget::pool_take(std::uint64_t count) {
+    return pool_ == nullptr || pool_->take(this, count * cluster_bytes_);
+}
+
+void CacheBudget::pool_force(std::uint64_t count) {
+    if (pool_ != nullptr) {
+        pool_->force(this, count * cluster_bytes_);
+    }
+}
+
+void CacheBudget::pool_give(std::uint64_t count) {
+    if (pool_ != nullptr) {
+        pool_->give(this, count * cluster_bytes_);
+    }
+}
+
 bool CacheBudget::reserve(std::uint64_t count) {
-    if (used() > capacity() || count > capacity() - used()) {
+    if (used() > capacity() || count > capacity() - used() ||
+        !pool_take(count)) {
         return false;
     }
     reserved_ += count;
@@ -57,12 +89,19 @@ void CacheBudget::unreserve(std::uint64_t count) {
              "giving back %" PRIu64 " reserved clusters of %" PRIu64, count,
              reserved_);
     reserved_ -= count;
+    pool_give(count);
 }
 
 void CacheBudget::stored(std::uint64_t first, std::uint64_t count,
                          bool reserved) {
     if (reserved) {
-        unreserve(count);
+        /* The room moves from reserved to resident, in the pool too. */
+        IC_CHECK(count <= reserved_,
+                 "storing %" PRIu64 " reserved clusters of %" PRIu64, count,
+                 reserved_);
+        reserved_ -= count;
+    } else {
+        pool_force(count);
     }
     for (std::uint64_t c = first; c < first + count; c++) {
         /*
@@ -92,16 +131,30 @@ std::uint64_t CacheBudget::headroom() const {
     return std::clamp<std::uint64_t>(capacity() / 32, 1, kMaxBatch);
 }
 
+std::uint64_t CacheBudget::local_excess() const {
+    if (capacity() >= cluster_count_ || used() + headroom() <= capacity()) {
+        return 0;
+    }
+    return used() + 2 * headroom() - capacity();
+}
+
+std::uint64_t CacheBudget::pool_excess() const {
+    if (pool_ == nullptr) {
+        return 0;
+    }
+    return (pool_->deficit(this) + cluster_bytes_ - 1) / cluster_bytes_;
+}
+
 bool CacheBudget::evict_needed() const {
-    return !evicting_ && resident() > 0 && capacity() < cluster_count_ &&
-           used() + headroom() > capacity();
+    return !evicting_ && resident() > 0 &&
+           (local_excess() > 0 || pool_excess() > 0);
 }
 
 std::span<const CacheBudget::Run> CacheBudget::evict_begin() {
     IC_CHECK(evict_needed(), "freeing clusters when no batch is needed");
     /* Leave twice the headroom free, so the next batch is not due at once. */
     const std::uint64_t want =
-        std::min(used() + 2 * headroom() - capacity(), kMaxBatch);
+        std::min(std::max(local_excess(), pool_excess()), kMaxBatch);
     chosen_.clear();
     while (chosen_.size() < want) {
         const std::optional<std::uint64_t> victim = policy_->evict();
@@ -139,6 +192,7 @@ bool CacheBudget::freeing(std::uint64_t first, std::uint64_t count) const {
 
 void CacheBudget::evict_end() {
     IC_CHECK(evicting_, "ending a batch of freed clusters that never began");
+    pool_give(freeing_);
     freeing_ = 0;
     victims_.clear();
     evicting_ = false;

@@ -11,6 +11,7 @@
 #include "intellicache-core.h"
 
 #include "ic_eviction.hpp"
+#include "ic_pool.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,9 @@ class MessageBuffer;
  * the steps that make it crash-safe).  A batch starts when less than the
  * headroom (1/32 of the capacity, at most kMaxBatch) is left, so stores
  * still fit while it runs, and frees enough to leave twice the headroom.
+ *
+ * A member of a pool (PoolBudget) also takes its room from the pool, and
+ * frees what the pool asks of it (its deficit) as well.
  */
 class CacheBudget {
 public:
@@ -57,6 +61,17 @@ public:
     static std::unique_ptr<CacheBudget> create(std::uint64_t cluster_count,
                                                std::uint64_t capacity,
                                                MessageBuffer &why);
+
+    ~CacheBudget();
+    CacheBudget(const CacheBudget &) = delete;
+    CacheBudget &operator=(const CacheBudget &) = delete;
+
+    /*
+     * Join @pool, known to it as @opaque, with clusters of @cluster_bytes:
+     * what is held now counts in the pool at once.  Left when destroyed.
+     */
+    void attach_pool(PoolBudget *pool, void *opaque,
+                     std::uint32_t cluster_bytes);
 
     std::uint64_t capacity() const { return policy_->capacity(); }
     /* A new capacity (>= 1); above used() the next batch frees the rest. */
@@ -80,7 +95,7 @@ public:
      * bounded was not).
      */
     void stored(std::uint64_t first, std::uint64_t count, bool reserved);
-    /* Cluster @index was found stored at open. */
+    /* Cluster @index was found stored at open (before attach_pool()). */
     void load(std::uint64_t index) { policy_->load(index); }
     /* A read hit clusters [first, first + count). */
     void touch(std::uint64_t first, std::uint64_t count);
@@ -110,9 +125,19 @@ private:
     CacheBudget(std::unique_ptr<EvictionPolicy> policy,
                 std::uint64_t cluster_count);
     std::uint64_t headroom() const;
+    /* Clusters to free for the node's own bound, 0 if none. */
+    std::uint64_t local_excess() const;
+    /* Clusters to free for the pool, 0 if none (or no pool). */
+    std::uint64_t pool_excess() const;
+    /* Room of @count clusters in the pool: taken, forced, given back. */
+    bool pool_take(std::uint64_t count);
+    void pool_force(std::uint64_t count);
+    void pool_give(std::uint64_t count);
 
     std::unique_ptr<EvictionPolicy> policy_;
     std::uint64_t cluster_count_; /* of the base */
+    PoolBudget *pool_ = nullptr;
+    std::uint64_t cluster_bytes_ = 0;
     std::uint64_t reserved_ = 0;
     std::uint64_t freeing_ = 0;
     bool evicting_ = false;

@@ -103,6 +103,10 @@ struct IcProfileRecorder {
     intellicache::ProfileRecorder recorder;
 };
 
+struct IcPool {
+    intellicache::PoolBudget pool;
+};
+
 struct IcHealth {
     intellicache::BaseHealth health;
     std::array<uint64_t, IC_HEALTH_COUNTERS> counters{};
@@ -346,6 +350,38 @@ void ic_core_set_active(IcCore *core, bool active) {
 
 void ic_core_apply_settings(IcCore *core, const IcSettings *set) {
     no_throw([&] { core->core->apply_settings(*set); });
+}
+
+IcPool *ic_pool_new(uint64_t size) {
+    return no_throw([&]() -> IcPool * {
+        IC_CHECK(size > 0, "a pool of 0 bytes");
+        return new (std::nothrow) IcPool{intellicache::PoolBudget(size)};
+    });
+}
+
+void ic_pool_free(IcPool *pool) {
+    if (pool == nullptr) {
+        return;
+    }
+    IC_CHECK(pool->pool.members() == 0,
+             "freeing a pool that still has %zu members", pool->pool.members());
+    delete pool;
+}
+
+uint64_t ic_pool_used(const IcPool *pool) {
+    return no_throw([&] { return pool->pool.used(); });
+}
+
+size_t ic_pool_members(const IcPool *pool) {
+    return no_throw([&] { return pool->pool.members(); });
+}
+
+void *ic_pool_victim(IcPool *pool) {
+    return no_throw([&] { return pool->pool.victim(); });
+}
+
+void ic_core_set_pool(IcCore *core, IcPool *pool, void *member) {
+    no_throw([&] { core->core->set_pool(&pool->pool, member); });
 }
 
 bool ic_core_set_bound(IcCore *core, const IcSettings *set, char *why,

@@ -497,7 +497,11 @@ bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
              set.cluster_size, cs);
     IC_CHECK(!budget_ || !budget_->evicting(),
              "ic_core_set_bound() while a batch is being freed");
-    const std::uint64_t capacity = set.cache_size / cs;
+    /* A pool member without a bound of its own is bounded by the pool. */
+    const std::uint64_t capacity = set.cache_size != 0 ? set.cache_size / cs
+                                   : host_pool_ != nullptr
+                                       ? geometry_.cluster_count()
+                                       : 0;
     IC_CHECK(set.cache_size == 0 || capacity >= 1,
              "ic_core_set_bound() with cache-size %" PRIu64
              ", below one cluster",
@@ -536,12 +540,24 @@ bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
             c += run;
             c += present_.run_length(c, false, UINT64_MAX);
         }
+        if (host_pool_ != nullptr) {
+            budget->attach_pool(host_pool_, host_pool_opaque_, cs);
+        }
         budget_ = std::move(budget);
     }
-    /* A cache as large as the base never evicts: scans may stay. */
-    scan_.set_threshold(
-        capacity >= geometry_.cluster_count() ? 0 : set.scan_threshold);
+    /* A cache as large as the base, alone, never evicts: scans may stay. */
+    scan_.set_threshold(capacity >= geometry_.cluster_count() &&
+                                host_pool_ == nullptr
+                            ? 0
+                            : set.scan_threshold);
     return true;
+}
+
+void Core::set_pool(PoolBudget *pool, void *opaque) {
+    IC_CHECK(!budget_ && !host_pool_,
+             "ic_core_set_pool() after ic_core_set_bound() or twice");
+    host_pool_ = pool;
+    host_pool_opaque_ = opaque;
 }
 
 bool Core::evict_needed() const {

@@ -107,7 +107,8 @@ public:
 
     void apply_settings(const IcSettings &set);
 
-    /* ic_core_set_bound() and the eviction batch: see the C API. */
+    /* ic_core_set_pool(), ic_core_set_bound(), the eviction batch. */
+    void set_pool(PoolBudget *pool, void *opaque);
     bool set_bound(const IcSettings &set, MessageBuffer &why);
     bool evict_needed() const;
     std::size_t evict_begin();
@@ -193,6 +194,8 @@ private:
     BufferPool pool_;
     /* A bounded cache's room and eviction; null while unbounded. */
     std::unique_ptr<CacheBudget> budget_;
+    PoolBudget *host_pool_ = nullptr; /* the pool the budget joins, if any */
+    void *host_pool_opaque_ = nullptr;
     ScanFilter scan_;
     std::uint64_t last_touched_ = UINT64_MAX; /* see touch() */
     IcStats stats_{}; /* only the event counters; the rest is derived */

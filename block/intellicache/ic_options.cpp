@@ -102,9 +102,9 @@ bool Options::check(IcSettings &out, MessageBuffer &why) const {
         out.cache_size = opts_.cache_size;
     }
     if (opts_.has_scan_threshold) {
-        if (!opts_.has_cache_size) {
+        if (!opts_.has_cache_size && opts_.pool_size == 0) {
             why.set("scan-threshold applies to a bounded cache only: set "
-                    "cache-size too");
+                    "cache-size or pool too");
             return false;
         }
         out.scan_threshold = opts_.scan_threshold;
@@ -145,11 +145,14 @@ bool Options::resolve(IcSettings &set, std::uint32_t cluster_size,
         return false;
     }
     /*
-     * A stream that reads an eighth of the cache would, stored, push out
-     * as much of what is read again; beyond that it is a scan.
+     * A stream that reads an eighth of the cache (or of the pool, for a
+     * member bounded by it only) would, stored, push out as much of what
+     * is read again; beyond that it is a scan.
      */
-    if (set.cache_size != 0 && !opts_.has_scan_threshold) {
-        set.scan_threshold = set.cache_size / kScanFraction;
+    if (!opts_.has_scan_threshold) {
+        const std::uint64_t bound =
+            set.cache_size != 0 ? set.cache_size : opts_.pool_size;
+        set.scan_threshold = bound / kScanFraction;
     }
 
     /* No overflow: at most 1024 x 64 MiB. */

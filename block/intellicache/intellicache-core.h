@@ -196,6 +196,7 @@ typedef struct IcOptions {
     uint64_t cache_size; /* bytes */
     bool has_scan_threshold;
     uint64_t scan_threshold; /* bytes */
+    uint64_t pool_size;      /* the pool's size; 0: not in a pool */
 } IcOptions;
 
 /* The options in effect, every default applied. */
@@ -537,6 +538,37 @@ void ic_core_set_active(IcCore *core, bool active);
 void ic_core_apply_settings(IcCore *core, const IcSettings *set);
 
 /* ---- A bounded cache: cache-size and eviction ---- */
+
+/*
+ * A host-wide budget shared by the caches of several nodes: together they
+ * hold at most @size bytes (the intellicache-pool object).  When less
+ * than 1/32 of it (at most 256 MiB) is free, the member that holds the
+ * most bytes is asked to free enough to leave twice that.  Thread-safe
+ * (it has its own lock; lock order: a node's lock, then the pool's).
+ */
+typedef struct IcPool IcPool;
+
+/* A pool of @size bytes (> 0); NULL if out of memory. */
+IcPool *ic_pool_new(uint64_t size);
+/* Free @pool (NULL is fine), which must have no members left. */
+void ic_pool_free(IcPool *pool);
+/* Bytes its members hold now, and how many members it has. */
+uint64_t ic_pool_used(const IcPool *pool);
+size_t ic_pool_members(const IcPool *pool);
+/*
+ * The member (the @member given to ic_core_set_pool()) that must free
+ * room now, for the caller to wake its eviction (its
+ * ic_core_evict_needed() is then true); NULL while enough is free.
+ */
+void *ic_pool_victim(IcPool *pool);
+
+/*
+ * Make @core a member of @pool, known to it as @member, before the first
+ * ic_core_set_bound(): from then on the core is bounded (by its own
+ * cache_size, or else only by the pool), its stores take room from the
+ * pool, and it leaves the pool when it is freed.
+ */
+void ic_core_set_pool(IcCore *core, IcPool *pool, void *member);
 
 /*
  * Bound the cache as @set says (cache_size, scan_threshold; cluster_size

@@ -1,0 +1,225 @@
+/*
+ * Unit tests: the host-wide budget (PoolBudget) and caches sharing it
+ * through the C API.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "intellicache-core.h"
+
+#include "ic_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using intellicache::PoolBudget;
+
+constexpr uint32_t kCs = 4096;
+constexpr uint64_t kClusters = 1024;
+
+TEST(PoolBudget, TakeGiveAndTheBound) {
+    PoolBudget p(10 * kCs);
+    int a = 0;
+    int b = 0;
+    p.join(&a, &a);
+    p.join(&b, &b);
+    EXPECT_TRUE(p.take(&a, 6 * kCs));
+    EXPECT_TRUE(p.take(&b, 4 * kCs));
+    EXPECT_FALSE(p.take(&b, 1)) << "full";
+    EXPECT_EQ(p.used(), 10 * kCs);
+    p.give(&a, kCs);
+    EXPECT_TRUE(p.take(&b, kCs));
+    p.force(&a, 5 * kCs);
+    EXPECT_EQ(p.used(), 15 * kCs) << "forced beyond the size";
+    p.leave(&a);
+    EXPECT_EQ(p.used(), 5 * kCs);
+    EXPECT_EQ(p.members(), 1U);
+    p.leave(&b);
+}
+
+/* Under pressure the member that holds the most is asked, once. */
+TEST(PoolBudget, TheFullestMemberIsAskedToFreeRoom) {
+    PoolBudget p(320 * kCs); /* headroom 10 clusters */
+    int a = 0;
+    int b = 0;
+    p.join(&a, &a);
+    p.join(&b, &b);
+    ASSERT_TRUE(p.take(&a, 100 * kCs));
+    ASSERT_TRUE(p.take(&b, 200 * kCs));
+    EXPECT_EQ(p.victim(), nullptr) << "20 clusters free: enough";
+    ASSERT_TRUE(p.take(&a, 15 * kCs));
+    EXPECT_EQ(p.victim(), &b) << "5 free: the fullest frees";
+    EXPECT_EQ(p.deficit(&b), 15 * kCs) << "to leave twice the headroom";
+    EXPECT_EQ(p.deficit(&a), 0U);
+    EXPECT_EQ(p.victim(), &b) << "asked again until it paid";
+    p.give(&b, 10 * kCs);
+    EXPECT_EQ(p.deficit(&b), 5 * kCs);
+    EXPECT_EQ(p.victim(), nullptr) << "15 free";
+    EXPECT_EQ(p.deficit(&b), 0U) << "no longer asked";
+    p.leave(&a);
+    p.leave(&b);
+}
+
+TEST(PoolBudget, NobodyToAskWhenNothingIsHeld) {
+    PoolBudget p(32);
+    int a = 0;
+    p.join(&a, &a);
+    p.force(&a, 0);
+    EXPECT_EQ(p.victim(), nullptr);
+    p.leave(&a);
+}
+
+TEST(PoolBudget, ConcurrentMembersNeverExceedTheSize) {
+    PoolBudget p(1000);
+    std::vector<int> keys(4);
+    for (int &k : keys) {
+        p.join(&k, &k);
+    }
+    std::vector<std::thread> threads;
+    std::vector<uint64_t> held(keys.size());
+    for (size_t t = 0; t < keys.size(); t++) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 20000; i++) {
+                if (p.take(&keys[t], 7)) {
+                    held[t] += 7;
+                }
+                if (held[t] >= 7 && i % 3 == 0) {
+                    p.give(&keys[t], 7);
+                    held[t] -= 7;
+                }
+                EXPECT_LE(p.used(), 1000U);
+            }
+        });
+    }
+    for (std::thread &t : threads) {
+        t.join();
+    }
+    uint64_t total = 0;
+    for (const uint64_t h : held) {
+        total += h;
+    }
+    EXPECT_EQ(p.used(), total);
+    for (int &k : keys) {
+        p.leave(&k);
+    }
+}
+
+TEST(PoolBudgetDeathTest, MisuseAborts) {
+    PoolBudget p(100);
+    int a = 0;
+    EXPECT_DEATH(p.take(&a, 1), "not a member of the pool");
+    p.join(&a, &a);
+    EXPECT_DEATH(p.join(&a, &a), "joining a pool twice");
+    EXPECT_DEATH(p.give(&a, 1), "giving back 1 bytes");
+    p.leave(&a);
+}
+
+/* Two caches in one pool, through the C API as the glue drives them. */
+IcCore *member(IcPool *pool, void *opaque, uint64_t cache_size = 0) {
+    IcGeometry g;
+    EXPECT_TRUE(ic_geometry_init(&g, kClusters * kCs, kCs, nullptr, 0));
+    IcCore *core = ic_core_new(&g, 7, 16 * kCs, 16, nullptr, 0);
+    ic_core_set_pool(core, pool, opaque);
+    IcSettings set{};
+    set.cluster_size = kCs;
+    set.cache_size = cache_size;
+    EXPECT_TRUE(ic_core_set_bound(core, &set, nullptr, 0));
+    return core;
+}
+
+bool store(IcCore *core, uint64_t first, uint64_t count) {
+    IcSegment seg;
+    EXPECT_EQ(ic_core_plan(core, first * kCs, count * kCs, &seg, 1), 1U);
+    if (seg.kind != IC_SEG_FETCH) {
+        return false;
+    }
+    ic_core_fetch_done(core, seg.fetch, true);
+    if (!ic_core_store_admit(core, seg.fetch)) {
+        return false;
+    }
+    EXPECT_TRUE(ic_core_store_writer_start(core));
+    IcStoreJob job;
+    EXPECT_TRUE(ic_core_store_next(core, &job));
+    ic_core_fetch_stored(core, job.fetch, true);
+    EXPECT_FALSE(ic_core_store_next(core, &job));
+    return true;
+}
+
+void free_batch(IcCore *core) {
+    ASSERT_TRUE(ic_core_evict_needed(core));
+    ic_core_evict_begin(core);
+    ASSERT_TRUE(ic_core_sync_begin(core));
+    ic_core_sync_end(core, true);
+    ASSERT_TRUE(ic_core_evict_durable(core));
+    ic_core_evict_end(core);
+}
+
+TEST(Pool, MembersShareTheBoundAndTheFullestFrees) {
+    IcPool *pool = ic_pool_new(320 * kCs);
+    ASSERT_NE(pool, nullptr);
+    int node_a = 0;
+    int node_b = 0;
+    IcCore *a = member(pool, &node_a);
+    IcCore *b = member(pool, &node_b);
+    EXPECT_EQ(ic_pool_members(pool), 2U);
+
+    uint64_t stored = 0;
+    for (uint64_t c = 0; c < 200; c++) {
+        stored += store(a, c, 1) ? 1 : 0;
+    }
+    for (uint64_t c = 0; c < 200; c++) {
+        stored += store(b, c, 1) ? 1 : 0;
+    }
+    EXPECT_EQ(stored, 320U) << "the pool's size, no more";
+    EXPECT_EQ(ic_pool_used(pool), 320 * kCs);
+    EXPECT_FALSE(ic_core_evict_needed(a)) << "its own bound is the base";
+
+    /* a holds 200, b 120: a is asked. */
+    EXPECT_EQ(ic_pool_victim(pool), &node_a);
+    EXPECT_FALSE(ic_core_evict_needed(b));
+    free_batch(a);
+    EXPECT_EQ(ic_pool_used(pool), 300 * kCs) << "twice the headroom free";
+    EXPECT_EQ(ic_pool_victim(pool), nullptr);
+    EXPECT_FALSE(ic_core_evict_needed(a));
+    EXPECT_TRUE(store(b, 300, 1));
+
+    /* A member that leaves gives its room back. */
+    ic_core_free(a);
+    EXPECT_EQ(ic_pool_members(pool), 1U);
+    EXPECT_EQ(ic_pool_used(pool), 121 * kCs);
+    ic_core_free(b);
+    EXPECT_EQ(ic_pool_used(pool), 0U);
+    ic_pool_free(pool);
+}
+
+/* A member bounded by its own cache-size too: whichever is tighter. */
+TEST(Pool, AMembersOwnBoundStillHolds) {
+    IcPool *pool = ic_pool_new(1000 * kCs);
+    int node = 0;
+    IcCore *a = member(pool, &node, 64 * kCs);
+    uint64_t stored = 0;
+    for (uint64_t c = 0; c < 100; c++) {
+        stored += store(a, c, 1) ? 1 : 0;
+    }
+    EXPECT_EQ(stored, 64U);
+    EXPECT_TRUE(ic_core_evict_needed(a)) << "its own bound";
+    EXPECT_EQ(ic_pool_victim(pool), nullptr) << "the pool has room";
+    ic_core_free(a);
+    ic_pool_free(pool);
+}
+
+TEST(PoolDeathTest, FreeingAPoolWithMembersAborts) {
+    IcPool *pool = ic_pool_new(100 * kCs);
+    int node = 0;
+    IcCore *a = member(pool, &node);
+    EXPECT_DEATH(ic_pool_free(pool), "still has 1 members");
+    ic_core_free(a);
+    ic_pool_free(pool);
+}
+
+} // namespace
