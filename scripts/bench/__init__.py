@@ -7,7 +7,7 @@ benchmark (scripts/bench-inflight.py), one module per part:
   runner     runs the chosen parts, records the machine and its load
   common     what the parts share: modes, workloads, bases, node
              configurations, fio arguments, the Bench context
-  cold, warm, bootstorm, misscost, memory, cpu
+  cold, warm, bootstorm, misscost, warmup, bounded, memory, cpu
              the parts
   targets    targets evaluated from the results
   report     renders results.json, the plots and benchmarks.rst

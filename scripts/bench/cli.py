@@ -35,8 +35,11 @@ warm runs (the same node after a full pass over the region read), a boot
 storm (N clients, each through its own qcow2 overlay, over one shared
 intellicache node or over N copy-on-read overlays), the daemon's CPU time
 per cold miss with every store done, the warm-up (the prefetch job and boot
-profiles over the 1 ms base), memory (daemon RSS over a 1 TiB base) and CPU
-(callgrind instructions per warm 4 KiB read through qemu-io).
+profiles over the 1 ms base), the bounded cache (cache-size: a boot set kept
+through a scan, Zipf hit ratios next to the simulator's, warm and cold speed
+with eviction in place, the eviction policy's memory), memory (daemon RSS
+over a 1 TiB base) and CPU (callgrind instructions per warm 4 KiB read
+through qemu-io).  --parts runs a subset, e.g. --parts=bounded.
 
 Targets are evaluated and reported (PASS/FAIL) but never fail the command;
 it exits non-zero only if the benchmark itself could not run (and, with

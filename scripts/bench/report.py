@@ -432,6 +432,9 @@ def render_rst(res, plots, rstdir):
                   f"{fmt_bytes(p['base_bytes'])} / {fmt_bytes(p['unique_bytes'])}"]]
         o.append(table(["measure", "figure"], rows) + "\n")
 
+    if res.get("bounded"):
+        o.append(bounded_section(res["bounded"]))
+
     mem = res.get("memory")
     if mem:
         o.append(heading("Memory", "="))
@@ -498,6 +501,149 @@ def render_rst(res, plots, rstdir):
         for x in obs:
             o.append(f"- {x}\n")
         o.append("\n")
+    return "".join(o)
+
+
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def bounded_section(b):
+    """The bounded cache (scripts/bench/bounded.py): scan resistance, Zipf
+    hit ratios, speed with eviction in place, the policy's memory."""
+    sim_policies = ("S3-FIFO", "LRU", "FIFO", "SIEVE", "MIN")
+    o = [heading("Bounded cache", "=")]
+    o.append("intellicache nodes with ``cache-size`` (``docs/design.rst``, Bounded cache and "
+             "Eviction), the cache file node opened with ``discard=unmap``.  Hit shares are "
+             "from the node's counters over each pass: ``hit-bytes`` over the bytes read "
+             "(hit, missed, or joined a fetch in flight).  The simulator "
+             "(``build/tools/ic-cachesim``, ``docs/cachesim.rst``) replays reads through "
+             "the core's own eviction policy (S3-FIFO) and through LRU, FIFO, SIEVE and "
+             "MIN; it caches every miss (no scan-threshold, no lack of room) and has no "
+             "concurrency.\n\n")
+    sc = b.get("scan")
+    if sc:
+        o.append(heading("Scan resistance", "-"))
+        o.append(f"Base: nbdkit ``pattern`` of {fmt_bytes(sc['base_size'])}, no delay; "
+                 f"cache-size {fmt_bytes(sc['cache_size'])}, "
+                 f"{sc['cluster_size'] // 1024} KiB clusters.  A boot set of "
+                 f"{fmt_bytes(sc['boot_size'])} (at offset {fmt_bytes(sc['boot_offset'])}) is "
+                 "read twice in 64 KiB reads in random order (each block once per pass, "
+                 "another order each pass, QD8: a boot reads files scattered over the "
+                 "disk), then the whole base sequentially in 1 MiB reads at QD4 (a backup, "
+                 "a virus scan), then the boot set again.  Each pass starts once the "
+                 "stores of the one before are done.  ``default``: the default "
+                 "scan-threshold (cache-size / 8); ``threshold-0``: scan-threshold=0, scans "
+                 "stored like any read, so only the eviction policy keeps the boot set.\n\n")
+        rows = []
+        for run, r in sc["runs"].items():
+            for tag in ("boot1", "boot2", "scan", "boot3"):
+                p = r["passes"][tag]
+                dl = p["delta"]
+                rows.append([run, tag, _pct(p["hit_share"]), f"{p['fio']['mib_s']:.0f}",
+                             f"{dl['stored-bytes'] / MiB:.0f}",
+                             f"{dl['evicted-bytes'] / MiB:.0f}",
+                             f"{dl['scan-bytes'] / MiB:.0f}",
+                             f"{dl['no-room-bytes'] / MiB:.0f}",
+                             fmt_bytes(p.get("used_bytes"))])
+        o.append(table(["run", "pass", "hits", "MiB/s", "stored MiB", "evicted MiB",
+                        "scan MiB (not stored)", "no room MiB", "used after"], rows) + "\n")
+        if "sim_trace" in sc:
+            o.append("The simulator, share of the last pass's bytes that hit: on the reads "
+                     "of the ``default`` run (fio's I/O logs of its four passes, the last "
+                     "pass's hits being those of all four passes less those of the first "
+                     "three), and on its own scan workload of the same sizes (its boot set "
+                     "in 64 KiB extents scattered over the first quarter of the base).\n\n")
+            o.append(table(["policy", "same reads", "simulator's scan workload"],
+                           [[p, _pct(sc["sim_trace"].get(p)),
+                             _pct(sc["sim_workload"]["last_pass"].get(p))]
+                            for p in sim_policies]) + "\n")
+    z = b.get("zipf")
+    if z:
+        o.append(heading("Zipf", "-"))
+        o.append(f"{z['reads']} 4 KiB random reads at QD16, fio's ``random_distribution="
+                 f"zipf:{z['alpha']:g}``, over a {fmt_bytes(z['base_size'])} nbdkit "
+                 f"``pattern`` base (no delay), cache-size {fmt_bytes(z['cache_size'])}, "
+                 f"{z['cluster_size'] // 1024} KiB clusters, from an empty cache: the share "
+                 "of all bytes read that hit.  The simulator ran on the same reads (fio's "
+                 "I/O log, in the order fio issued them) and on its own Zipf generator with "
+                 "the same parameters and number of reads.  The generators differ: fio draws "
+                 "ranks with its own Zipf approximation and scatters them over the blocks by "
+                 "a hash; the simulator computes the distribution exactly and scatters ranks "
+                 "by a seeded permutation; so their figures differ by more than the policies "
+                 "do.\n\n")
+        rows = [["daemon (intellicache)", _pct(z["hit_share"]), "-", "-", "-", "-"]]
+        for key, label in (("sim_trace", "simulator, fio's reads"),
+                           ("sim_zipf", "simulator, its own Zipf")):
+            if key in z:
+                rows.append([label] + [_pct(z[key].get(p)) for p in sim_policies])
+        o.append(table(["source", "S3-FIFO", "LRU", "FIFO", "SIEVE", "MIN"], rows) + "\n")
+        dl = z["delta"]
+        o.append(f"The daemon: {z['fio']['iops']:.0f} IOPS; with reads that joined a fetch "
+                 f"in flight, {_pct(z['hit_or_wait_share'])}; "
+                 f"{fmt_bytes(dl['evicted-bytes'])} evicted, "
+                 f"{fmt_bytes(dl['no-room-bytes'])} not stored for lack of room.\n\n")
+    w, c = b.get("warm"), b.get("cold")
+    if w or c:
+        o.append(heading("Speed with eviction in place", "-"))
+        rows = []
+        if w:
+            o.append(f"Warm: a bounded node (cache-size {fmt_bytes(w['cache_size'])}) over "
+                     f"the ``{w['base']}`` base, its first {fmt_bytes(w['region_bytes'])} "
+                     "read once in random 64 KiB reads (a sequential fill would be a scan), "
+                     "then 4 KiB random reads at QD16 of that region; the same on an "
+                     "unbounded node and on the raw local file.  ")
+            for cfg in ("bounded", "ic", "raw-local"):
+                r = w[cfg]
+                hits = [x["hit_share"] for x in r["runs"] if "hit_share" in x]
+                rows.append(["warm", cfg, f"{r['iops']:.0f}",
+                             f"{r['iops'] / w['raw-local']['iops']:.3f} (raw local)",
+                             _pct(sum(hits) / len(hits)) if hits else "-", "-", "-"])
+        if c:
+            o.append(f"Cold: a bounded node (cache-size {fmt_bytes(c['cache_size'])}) over "
+                     f"the ``{c['base']}`` base of {fmt_bytes(c['base_size'])}, filled, then "
+                     "read until what filled it was evicted, then 4 KiB random reads at "
+                     "QD16 over the whole base: every miss needs room.  The same on an "
+                     "unbounded node and on the base read directly.  *evicted* and *no room* "
+                     "are shares of the bytes fetched.  ")
+            for cfg in ("direct", "bounded", "ic"):
+                r = c[cfg]
+                rows.append(["cold", cfg, f"{r['iops']:.0f}",
+                             f"{r['iops'] / c['direct']['iops']:.3f} (direct)",
+                             _pct(sum(x["hit_share"] for x in r["runs"]) / len(r["runs"]))
+                             if cfg != "direct" else "-",
+                             _pct(c["evicted_per_fetched"]) if cfg == "bounded" else "-",
+                             _pct(c["no_room_per_fetched"]) if cfg == "bounded" else "-"])
+        rounds = (w or c)["rounds"]
+        o.append(f"{rounds} round(s) in alternating order, figures are means.\n\n")
+        o.append(table(["", "configuration", "IOPS", "ratio", "hits", "evicted", "no room"],
+                       rows) + "\n")
+    m = b.get("memory")
+    if m and "data_per_cluster" in m:
+        o.append(heading("Memory of the eviction policy", "-"))
+        o.append(f"Two daemons over a {fmt_bytes(m['base_size'])} nbdkit ``pattern`` base, "
+                 f"{m['cluster_size'] // 1024} KiB clusters: the growth of VmRSS, RssAnon and "
+                 "VmData (``/proc/PID/status``) from the base node alone (read through) to "
+                 "the intellicache node opened on an empty cache, without cache-size and "
+                 f"with cache-size {fmt_bytes(m['cache_size'])} "
+                 f"({m['capacity_clusters']} clusters).  The cache file node sits under a "
+                 "``raw`` node: on a ``file`` node, cache-size beyond the file system's free "
+                 "space is refused, and nothing but the cache's metadata is written here.  "
+                 "The policy's states are written when it is created and so are resident "
+                 "at once; its rings of cluster indices are allocated then but become "
+                 "resident only as clusters enter them, so VmData (allocated) is what a "
+                 "full cache holds.  Expected: 4 bits per base cluster, and rings for "
+                 "small and main (the capacity each) and the ghosts (90% of it), 4 bytes "
+                 "per entry.\n\n")
+        rows = []
+        for key, label in (("rss", "VmRSS"), ("anon", "RssAnon"), ("data", "VmData")):
+            rows.append([label, f"{m['unbounded'][key + '_kib']} KiB",
+                         f"{m['bounded'][key + '_kib']} KiB", f"{m[key + '_diff_kib']} KiB",
+                         f"{m[key + '_per_cluster']:.1f}"])
+        rows.append(["expected", "-", "-", f"{m['expected_bytes'] // 1024} KiB",
+                     f"{m['expected_per_cluster']:.1f}"])
+        o.append(table(["growth on open", "no cache-size", "cache-size", "difference",
+                        "bytes per cached cluster"], rows) + "\n")
     return "".join(o)
 
 
@@ -601,6 +747,15 @@ def observations(res):
                        "after they finish, whatever the base size.")
                       if mem["overhead_after_burst_kib"] - mem["overhead_after_reads_kib"]
                       > 2048 else "."))
+    zb = (res.get("bounded") or {}).get("zipf")
+    if zb and "sim_trace" in zb:
+        st = zb["sim_trace"]
+        out.append(f"Bounded cache, Zipf({zb['alpha']:g}) 4 KiB reads: the daemon hit "
+                   f"{100 * zb['hit_share']:.1f}% of the bytes; the simulator on the same "
+                   f"reads {100 * st['S3-FIFO']:.1f}% with S3-FIFO and {100 * st['LRU']:.1f}% "
+                   f"with LRU (MIN {100 * st['MIN']:.1f}%); "
+                   f"{zb['delta']['no-room-bytes'] / MiB:.0f} MiB were not stored for lack "
+                   "of room.")
     for t in res.get("targets", []):
         if t["pass"] is False:
             out.append(f"Missed: {t['name']} ({t['measured']:.3f}, required "

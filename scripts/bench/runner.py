@@ -12,7 +12,7 @@ from pathlib import Path
 
 import intellicache_harness as h
 
-from . import bootstorm, cold, cpu, memory, misscost, warm, warmup
+from . import bootstorm, bounded, cold, cpu, memory, misscost, warm, warmup
 from .common import (BASES, COLD_CONFIGS, CONFIGS, IC_OPTIONS, MIN_COLD_SHARE, SEED,
                      WARM_CONFIGS, WORKLOADS, log)
 from .targets import evaluate_targets
@@ -24,6 +24,7 @@ PARTS = {
     "bootstorm": bootstorm.run,
     "misscost": misscost.run,
     "warmup": warmup.run,
+    "bounded": bounded.run,
     "memory": memory.run,
     "cpu": cpu.run,
 }

@@ -118,4 +118,58 @@ def evaluate_targets(res):
         add("boot mix after a profile replay: bytes the base served / unique bytes",
             p["base_share"], "<=", 0.05,
             f"{p['base_bytes'] / MiB:.2f} MiB of {p['unique_bytes'] / MiB:.2f} MiB")
+    bounded_targets(res.get("bounded") or {}, add)
     return targets
+
+
+def size_text(n):
+    for unit, name in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB")):
+        if n >= unit:
+            return f"{n / unit:g} {name}"
+    return f"{n / KiB:g} KiB"
+
+
+def bounded_targets(b, add):
+    """The bounded cache's targets (scripts/bench/bounded.py)."""
+    sc = b.get("scan")
+    for run, label in (("default", "default scan-threshold"),
+                       ("threshold-0", "scan-threshold=0 (the eviction policy alone)")):
+        r = (sc or {}).get("runs", {}).get(run)
+        if not r:
+            continue
+        sim = sc.get("sim_trace")
+        add(f"bounded cache, {label}: boot set of {size_text(sc['boot_size'])} read twice, "
+            f"the {size_text(sc['base_size'])} base read sequentially, the boot set again "
+            f"through cache-size {size_text(sc['cache_size'])}: share of its bytes that hit",
+            r["passes"]["boot3"]["hit_share"], ">=", 0.9,
+            f"{r['passes']['scan']['delta']['evicted-bytes'] / MiB:.0f} MiB evicted, "
+            f"{r['passes']['scan']['delta']['scan-bytes'] / MiB:.0f} MiB passed through as "
+            "a scan during the sequential read"
+            + (f"; simulator on the same reads: S3-FIFO {100 * sim['S3-FIFO']:.0f}%, "
+               f"LRU {100 * sim['LRU']:.0f}%" if sim else ""))
+    w = b.get("warm")
+    if w and "ratio_raw" in w:
+        add(f"bounded cache, warm 4 KiB random QD16 over {size_text(w['region_bytes'])} "
+            f"(cache-size {size_text(w['cache_size'])}): intellicache / raw local file",
+            w["ratio_raw"], ">=", 0.95,
+            f"{w['bounded']['iops']:.0f} vs {w['raw-local']['iops']:.0f} IOPS (unbounded "
+            f"intellicache {w['ic']['iops']:.0f})")
+    c = b.get("cold")
+    if c and "ratio_direct" in c:
+        add(f"bounded cache kept full (cache-size {size_text(c['cache_size'])}), cold 4 KiB "
+            f"random QD16, {c['base']}: intellicache / base direct", c["ratio_direct"], ">=",
+            0.95, f"{c['bounded']['iops']:.0f} vs {c['direct']['iops']:.0f} IOPS (unbounded "
+            f"intellicache {c['ic']['iops']:.0f}); of the bytes fetched, "
+            f"{100 * c['evicted_per_fetched']:.0f}% evicted, "
+            f"{100 * c['no_room_per_fetched']:.0f}% not stored for lack of room",
+            note="eviction kept up with less than half of the misses: most were passed "
+                 "through unstored" if c["no_room_per_fetched"] > 0.5 else "")
+    m = b.get("memory")
+    if m and "data_per_cluster" in m:
+        add(f"bounded cache: memory of the eviction policy per cluster of cache-size "
+            f"({size_text(m['base_size'])} base, cache-size {size_text(m['cache_size'])}, "
+            f"{m['cluster_size'] // KiB} KiB clusters), bytes, allocated",
+            m["data_per_cluster"], "<=", 24.0,
+            f"{m['data_diff_kib']} KiB more allocated than without cache-size; resident just "
+            f"after open {m['rss_per_cluster']:.1f} bytes per cluster (the rings are "
+            f"written as the cache fills); expected {m['expected_per_cluster']:.1f}")
