@@ -194,10 +194,13 @@ def scan(bench, q):
         f"boot set {boot // MiB} MiB)")
     res = {"base_size": size, "cache_size": cache, "boot_size": boot,
            "boot_offset": size // 8, "runs": {}}
-    for name, options in (("default", {}), ("threshold-0", {"scan-threshold": 0})):
-        r = scan_run(bench, base, name, size, cache, boot, options)
+    # The sequential read at QD4 (a backup tool's), and at QD1: reads in
+    # flight together may reach the node out of order.
+    for name, options, qd in (("default", {}, 4), ("default-qd1", {}, 1),
+                              ("threshold-0", {"scan-threshold": 0}, 4)):
+        r = scan_run(bench, base, name, size, cache, boot, options, qd)
         res["runs"][name] = r
-        log(f"      {name:<12} boot set after the scan: hits "
+        log(f"      {name:<12} boot set after the scan (QD{qd}): hits "
             f"{100 * r['passes']['boot3']['hit_share']:.1f}%; scan "
             f"{r['passes']['scan']['fio']['mib_s']:.0f} MiB/s, evicted "
             f"{r['passes']['scan']['delta']['evicted-bytes'] / MiB:.0f} MiB, not stored "
@@ -214,13 +217,14 @@ def scan(bench, q):
         log("      simulator, last pass: " + ", ".join(
             f"{p} {100 * res['sim_workload']['last_pass'][p]:.1f}%" for p in SIM_POLICIES)
             + " (its scan workload); on these reads: " + ", ".join(
-            f"{p} {100 * res['sim_trace'][p]:.1f}%" for p in SIM_POLICIES))
+            f"{p} {100 * res['sim_trace'][p]:.1f}%" for p in SIM_POLICIES
+            if res["sim_trace"][p] is not None))
     for r in res["runs"].values():
         del r["logs"]       # in the work directory, removed at the end
     return res
 
 
-def scan_run(bench, base, name, size, cache, boot, options):
+def scan_run(bench, base, name, size, cache, boot, options, scan_qd):
     d = bench.rundir("bounded", "scan", name)
     offset = size // 8
     passes = {}
@@ -232,7 +236,7 @@ def scan_run(bench, base, name, size, cache, boot, options):
         # scattered over the disk: random order, no sequential stream).
         boot_job = [f"--offset={offset}", f"--size={boot}", "--rw=randread",
                     f"--bs={BOOT_BS}", "--iodepth=8"]
-        scan_job = [f"--size={size}", "--rw=read", f"--bs={SCAN_BS}", "--iodepth=4"]
+        scan_job = [f"--size={size}", "--rw=read", f"--bs={SCAN_BS}", f"--iodepth={scan_qd}"]
         st0 = qsd.stats()
         for i, (tag, job) in enumerate((("boot1", boot_job), ("boot2", boot_job),
                                         ("scan", scan_job), ("boot3", boot_job))):
@@ -250,28 +254,20 @@ def scan_run(bench, base, name, size, cache, boot, options):
         cs = st0["cluster-size"]
         qsd.stop_checked(f"bounded scan {name}")
         base.stop()
-    return {"options": options, "passes": passes, "cluster_size": cs,
+    return {"options": options, "scan_qd": scan_qd, "passes": passes, "cluster_size": cs,
             "logs": {k: str(v) for k, v in logs.items()}, "final_stats": st0}
 
 
 def scan_trace_sim(bench, logs, size, cache, cs):
-    """The simulator on the reads of the daemon's run (fio's logs): the
-    byte hit ratio of the last pass of each policy, from the run of all
-    passes less the run without the last (the same reads before it)."""
+    """The simulator on the reads of the daemon's run (fio's logs): each
+    policy's byte hit ratio over the last pass (None for MIN)."""
     d = bench.rundir("bounded", "scan", "sim")
     reads = {tag: iolog_reads(Path(p)) for tag, p in logs.items()}
     before = reads["boot1"] + reads["boot2"] + reads["scan"]
-    runs = {}
-    for tag, rs in (("before", before), ("all", before + reads["boot3"])):
-        w = simulate("--trace", write_trace(d / f"{tag}.trace", rs), "--format", "plain",
-                     "--base-size", size, "--cache-size", cache, "--cluster-size", cs)
-        runs[tag] = {p["name"]: p["all"] for p in w["policies"]}
-    out = {}
-    for p in runs["all"]:
-        nbytes = runs["all"][p]["bytes"] - runs["before"][p]["bytes"]
-        hits = runs["all"][p]["hit_bytes"] - runs["before"][p]["hit_bytes"]
-        out[p] = hits / nbytes if nbytes else 0.0
-    return out
+    common = ["--format", "plain", "--base-size", size, "--cache-size", cache,
+              "--cluster-size", cs]
+    return sim_phases(lambda rs: ["--trace", write_trace(d / f"{len(rs)}.trace", rs)] + common,
+                      before, before + reads["boot3"])["last"]
 
 
 # ---------------------------------------------------------------------------
@@ -281,40 +277,77 @@ def scan_trace_sim(bench, logs, size, cache, cs):
 def zipf(bench, q):
     size, cache, n = q["zipf_base"], q["cache_size"], q["zipf_reads"]
     base = BaseServer(bench, "plain", size=size)
-    log(f"bounded zipf ({n} 4 KiB reads, Zipf({ZIPF}), {size // MiB} MiB base, "
-        f"cache-size {cache // MiB} MiB, QD16)")
     d = bench.rundir("bounded", "zipf")
-    iolog = d / "zipf.iolog"
+    logs = {"warmup": d / "warmup.iolog", "measured": d / "measured.iolog"}
     with ic_daemon(d, base, cache) as qsd:
-        st0 = qsd.stats()
-        argv = nbd_job(qsd.uri, "zipf") + [
-            "--rw=randread", "--bs=4k", "--iodepth=16", "--norandommap",
-            f"--random_distribution=zipf:{ZIPF}", f"--number_ios={n}",
-            f"--write_iolog={iolog}"]
-        fio = h.run_fio_argv(argv, d, "zipf", 3600)
-        st1 = settle(qsd)
+        cs = qsd.stats()["cluster-size"]
+        # From an empty cache until it is full (at most a third of these
+        # reads miss once it is, more before), then the measured reads.
+        counts = {"warmup": 3 * (cache // cs), "measured": n}
+        log(f"bounded zipf ({counts['warmup']} then {n} 4 KiB reads at QD16, Zipf({ZIPF}), "
+            f"{size // MiB} MiB base, cache-size {cache // MiB} MiB)")
+        stats = [qsd.stats()]
+        fios = {}
+        for i, phase in enumerate(("warmup", "measured")):
+            # The same hot blocks in both phases (fio's Zipf centre fixed:
+            # otherwise the seed moves them), different draws.
+            argv = nbd_job(qsd.uri, phase, SEED + 10 + i) + [
+                "--rw=randread", "--bs=4k", "--iodepth=16", "--norandommap",
+                f"--random_distribution=zipf:{ZIPF}:0.5", f"--number_ios={counts[phase]}",
+                f"--write_iolog={logs[phase]}"]
+            fios[phase] = h.run_fio_argv(argv, d, phase, 3600)
+            stats.append(settle(qsd))
         qsd.stop_checked("bounded zipf")
         base.stop()
-    dl = delta(st0, st1)
-    res = dict(shares(dl), base_size=size, cache_size=cache, reads=n, alpha=ZIPF, fio=fio,
-               delta=dl, cluster_size=st1["cluster-size"], used_bytes=st1.get("used-bytes"))
-    log(f"      daemon: hits {100 * res['hit_share']:.2f}% of bytes (with joined fetches "
-        f"{100 * res['hit_or_wait_share']:.2f}%), {fio['iops']:.0f} IOPS, not stored for "
-        f"lack of room {dl['no-room-bytes'] / MiB:.0f} MiB")
+    res = {"base_size": size, "cache_size": cache, "cluster_size": cs, "alpha": ZIPF,
+           "reads": counts, "fio": fios, "used_bytes": stats[-1].get("used-bytes")}
+    for phase, st0, st1 in (("measured", stats[1], stats[2]), ("all", stats[0], stats[2])):
+        dl = delta(st0, st1)
+        res[phase] = dict(shares(dl), delta=dl)
+    m = res["measured"]
+    log(f"      daemon: hits {100 * m['hit_share']:.2f}% of the measured reads' bytes (with "
+        f"joined fetches {100 * m['hit_or_wait_share']:.2f}%; all reads "
+        f"{100 * res['all']['hit_share']:.2f}%), {fios['measured']['iops']:.0f} IOPS, "
+        f"evicted {m['delta']['evicted-bytes'] / MiB:.0f} MiB, not stored for lack of "
+        f"room {m['delta']['no-room-bytes'] / MiB:.0f} MiB")
     if sim_available(bench, "zipf"):
-        cs = res["cluster_size"]
         common = ["--base-size", size, "--cache-size", cache, "--cluster-size", cs]
-        w = simulate("--trace", iolog, "--format", "fio", *common)
-        res["sim_trace"] = sim_ratios(w)
-        res["sim_trace_reads"] = w["requests"]
-        w = simulate("--zipf", ZIPF, "--requests", n, *common)
-        res["sim_zipf"] = sim_ratios(w)
-        log("      simulator on fio's reads: " + ", ".join(
-            f"{p} {100 * res['sim_trace'][p]:.2f}%" for p in SIM_POLICIES))
-        log("      simulator's own Zipf:     " + ", ".join(
-            f"{p} {100 * res['sim_zipf'][p]:.2f}%" for p in SIM_POLICIES))
-    iolog.unlink(missing_ok=True)
+        reads = {k: iolog_reads(v) for k, v in logs.items()}
+        res["sim_trace"] = sim_phases(
+            lambda rs: ["--trace", write_trace(d / f"{len(rs)}.trace", rs), "--format",
+                        "plain"] + common,
+            reads["warmup"], reads["warmup"] + reads["measured"])
+        res["sim_zipf"] = sim_phases(
+            lambda k: ["--zipf", ZIPF, "--requests", k] + common,
+            counts["warmup"], counts["warmup"] + counts["measured"])
+        for key, label in (("sim_trace", "on fio's reads"), ("sim_zipf", "its own Zipf  ")):
+            log(f"      simulator {label}: measured " + ", ".join(
+                f"{p} {100 * res[key]['last'][p]:.2f}%" for p in SIM_POLICIES
+                if res[key]["last"].get(p) is not None) + "; all reads " + ", ".join(
+                f"{p} {100 * res[key]['all'][p]:.2f}%" for p in SIM_POLICIES))
+    for f in logs.values():
+        f.unlink(missing_ok=True)
     return res
+
+
+def sim_phases(args_of, before, everything):
+    """The simulator on @everything and on @before, a prefix of it
+    (args_of(x) gives its arguments for either): each policy's byte hit
+    ratio over all reads ("all") and over the reads after the prefix
+    ("last": its hits over both runs less those over the prefix, exact for
+    the online policies; None for MIN, whose choices in the prefix depend
+    on what follows)."""
+    runs = {}
+    for tag, x in (("before", before), ("all", everything)):
+        runs[tag] = {p["name"]: p["all"] for p in simulate(*args_of(x))["policies"]}
+    out = {"all": {}, "last": {}}
+    for p, a in runs["all"].items():
+        b = runs["before"][p]
+        out["all"][p] = a["byte_hit_ratio"]
+        nbytes = a["bytes"] - b["bytes"]
+        out["last"][p] = ((a["hit_bytes"] - b["hit_bytes"]) / nbytes
+                          if nbytes and p != "MIN" else None)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -339,7 +372,7 @@ def mean_run(runs):
 
 def warm_speed(bench, q):
     region, cache = q["warm_region"], q["warm_cache"]
-    runtime, rounds = bench.p["warm_runtime"], q["rounds"]
+    runtime, rounds = bench.args.runtime or q["speed_runtime"], q["rounds"]
     log(f"bounded warm (4 KiB random QD16 over {region // MiB} MiB, cache-size "
         f"{cache // MiB} MiB, base nbd-1ms of {bench.base_size_bytes // (1024 * MiB)} GiB)")
     raw = bench.work / "bounded-raw.img"
@@ -408,7 +441,7 @@ def warm_speed(bench, q):
 
 def cold_speed(bench, q):
     cache = q["evict_cache"]
-    runtime, rounds = bench.p["runtime"], q["rounds"]
+    runtime, rounds = bench.args.runtime or q["speed_runtime"], q["rounds"]
     size = bench.base_size_bytes
     log(f"bounded cold (4 KiB random QD16 over the {size // (1024 * MiB)} GiB nbd-1ms base, "
         f"cache-size {cache // MiB} MiB kept full)")

@@ -25,8 +25,9 @@ CONFIGS = {
 }
 
 # Parameters per mode.  runtime: seconds per fio run; region sizes in bytes.
-# bounded: the sizes of the bounded part (scripts/bench/bounded.py): bases,
-# cache-size, the boot set, Zipf reads, warm and cold regions and caches.
+# bounded: the parameters of the bounded part (scripts/bench/bounded.py):
+# bases, cache-size, the boot set, the measured Zipf reads, warm and cold
+# regions and caches, rounds and seconds per run of the speed comparisons.
 MODES = {
     "smoke": dict(
         runtime=1, warm_runtime=1, warm_rounds=1, base_size="64G", nfs_size=4 * GiB,
@@ -39,8 +40,8 @@ MODES = {
         miss_reads=2000, miss_rounds=1,
         prefetch_size=64 * MiB,
         bounded=dict(scan_base=256 * MiB, cache_size=32 * MiB, boot_size=16 * MiB,
-                     zipf_base=256 * MiB, zipf_reads=20000, warm_region=16 * MiB,
-                     warm_cache=32 * MiB, evict_cache=8 * MiB, rounds=1,
+                     zipf_base=256 * MiB, zipf_reads=10000, warm_region=16 * MiB,
+                     warm_cache=32 * MiB, evict_cache=8 * MiB, rounds=1, speed_runtime=1,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "quick": dict(
         runtime=1.5, warm_runtime=1, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
@@ -56,8 +57,8 @@ MODES = {
         miss_reads=20000, miss_rounds=2,
         prefetch_size=256 * MiB,
         bounded=dict(scan_base=4 * GiB, cache_size=512 * MiB, boot_size=256 * MiB,
-                     zipf_base=4 * GiB, zipf_reads=500000, warm_region=256 * MiB,
-                     warm_cache=512 * MiB, evict_cache=64 * MiB, rounds=2,
+                     zipf_base=4 * GiB, zipf_reads=300000, warm_region=256 * MiB,
+                     warm_cache=512 * MiB, evict_cache=64 * MiB, rounds=4, speed_runtime=2,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "full": dict(
         runtime=6, warm_runtime=5, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
@@ -70,8 +71,8 @@ MODES = {
         miss_reads=60000, miss_rounds=3,
         prefetch_size=1 * GiB,
         bounded=dict(scan_base=4 * GiB, cache_size=512 * MiB, boot_size=256 * MiB,
-                     zipf_base=4 * GiB, zipf_reads=2000000, warm_region=256 * MiB,
-                     warm_cache=512 * MiB, evict_cache=256 * MiB, rounds=3,
+                     zipf_base=4 * GiB, zipf_reads=1000000, warm_region=256 * MiB,
+                     warm_cache=512 * MiB, evict_cache=256 * MiB, rounds=4, speed_runtime=5,
                      mem_base=TiB, mem_cache=100 * GiB)),
 }
 

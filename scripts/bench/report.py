@@ -533,14 +533,18 @@ def bounded_section(b):
                  "disk), then the whole base sequentially in 1 MiB reads at QD4 (a backup, "
                  "a virus scan), then the boot set again.  Each pass starts once the "
                  "stores of the one before are done.  ``default``: the default "
-                 "scan-threshold (cache-size / 8); ``threshold-0``: scan-threshold=0, scans "
-                 "stored like any read, so only the eviction policy keeps the boot set.\n\n")
+                 "scan-threshold (cache-size / 8); ``default-qd1``: the same with the "
+                 "sequential read at QD1, its reads reaching the node in order; "
+                 "``threshold-0``: scan-threshold=0, scans stored like any read, so only the "
+                 "eviction policy keeps the boot set.  *scan MiB* is what the node passed "
+                 "through unstored as part of a scan.\n\n")
         rows = []
         for run, r in sc["runs"].items():
             for tag in ("boot1", "boot2", "scan", "boot3"):
                 p = r["passes"][tag]
                 dl = p["delta"]
-                rows.append([run, tag, _pct(p["hit_share"]), f"{p['fio']['mib_s']:.0f}",
+                rows.append([run, tag + (f" (QD{r['scan_qd']})" if tag == "scan" else ""),
+                             _pct(p["hit_share"]), f"{p['fio']['mib_s']:.0f}",
                              f"{dl['stored-bytes'] / MiB:.0f}",
                              f"{dl['evicted-bytes'] / MiB:.0f}",
                              f"{dl['scan-bytes'] / MiB:.0f}",
@@ -552,8 +556,9 @@ def bounded_section(b):
             o.append("The simulator, share of the last pass's bytes that hit: on the reads "
                      "of the ``default`` run (fio's I/O logs of its four passes, the last "
                      "pass's hits being those of all four passes less those of the first "
-                     "three), and on its own scan workload of the same sizes (its boot set "
-                     "in 64 KiB extents scattered over the first quarter of the base).\n\n")
+                     "three; not given for MIN, whose choices depend on the reads to come), "
+                     "and on its own scan workload of the same sizes (its boot set in 64 KiB "
+                     "extents scattered over the first quarter of the base).\n\n")
             o.append(table(["policy", "same reads", "simulator's scan workload"],
                            [[p, _pct(sc["sim_trace"].get(p)),
                              _pct(sc["sim_workload"]["last_pass"].get(p))]
@@ -561,27 +566,39 @@ def bounded_section(b):
     z = b.get("zipf")
     if z:
         o.append(heading("Zipf", "-"))
-        o.append(f"{z['reads']} 4 KiB random reads at QD16, fio's ``random_distribution="
-                 f"zipf:{z['alpha']:g}``, over a {fmt_bytes(z['base_size'])} nbdkit "
-                 f"``pattern`` base (no delay), cache-size {fmt_bytes(z['cache_size'])}, "
-                 f"{z['cluster_size'] // 1024} KiB clusters, from an empty cache: the share "
-                 "of all bytes read that hit.  The simulator ran on the same reads (fio's "
-                 "I/O log, in the order fio issued them) and on its own Zipf generator with "
-                 "the same parameters and number of reads.  The generators differ: fio draws "
-                 "ranks with its own Zipf approximation and scatters them over the blocks by "
-                 "a hash; the simulator computes the distribution exactly and scatters ranks "
-                 "by a seeded permutation; so their figures differ by more than the policies "
-                 "do.\n\n")
-        rows = [["daemon (intellicache)", _pct(z["hit_share"]), "-", "-", "-", "-"]]
+        o.append(f"4 KiB random reads at QD16, fio's ``random_distribution=zipf:{z['alpha']:g}"
+                 f":0.5`` (the centre fixed, so that both phases have the same hot blocks), "
+                 f"over a {fmt_bytes(z['base_size'])} nbdkit ``pattern`` base (no delay), "
+                 f"cache-size {fmt_bytes(z['cache_size'])}, {z['cluster_size'] // 1024} KiB "
+                 f"clusters: {z['reads']['warmup']} reads from an empty cache (three times "
+                 f"the clusters it holds, which fills it), then {z['reads']['measured']} "
+                 "measured reads with another seed.  Figures are the share of the bytes read "
+                 "that hit, over the measured reads and over all reads.  The simulator ran on "
+                 "the same reads (fio's I/O logs, in the order fio issued them) and on its "
+                 "own Zipf reads with the same parameters and counts; its figures for the "
+                 "measured reads are its hits over all reads less those over the first "
+                 "phase, which is exact for the online policies and not for MIN (whose "
+                 "choices depend on the reads to come).  The generators differ: fio draws "
+                 "ranks with its own approximation and scatters them over the blocks by a "
+                 "hash; the simulator computes the distribution exactly and scatters ranks "
+                 "by a seeded permutation.\n\n")
+        rows = [["daemon (intellicache)", "measured", _pct(z["measured"]["hit_share"]),
+                 "-", "-", "-", "-"],
+                ["daemon (intellicache)", "all", _pct(z["all"]["hit_share"]),
+                 "-", "-", "-", "-"]]
         for key, label in (("sim_trace", "simulator, fio's reads"),
                            ("sim_zipf", "simulator, its own Zipf")):
-            if key in z:
-                rows.append([label] + [_pct(z[key].get(p)) for p in sim_policies])
-        o.append(table(["source", "S3-FIFO", "LRU", "FIFO", "SIEVE", "MIN"], rows) + "\n")
-        dl = z["delta"]
-        o.append(f"The daemon: {z['fio']['iops']:.0f} IOPS; with reads that joined a fetch "
-                 f"in flight, {_pct(z['hit_or_wait_share'])}; "
-                 f"{fmt_bytes(dl['evicted-bytes'])} evicted, "
+            for which, name in (("last", "measured"), ("all", "all")):
+                if key in z:
+                    rows.append([label, name] + [_pct(z[key][which].get(p))
+                                                 for p in sim_policies])
+        o.append(table(["source", "reads", "S3-FIFO", "LRU", "FIFO", "SIEVE", "MIN"], rows)
+                 + "\n")
+        m = z["measured"]
+        dl = m["delta"]
+        o.append(f"The daemon, measured reads: {z['fio']['measured']['iops']:.0f} IOPS; with "
+                 f"reads that joined a fetch in flight, {_pct(m['hit_or_wait_share'])} "
+                 f"of the bytes; {fmt_bytes(dl['evicted-bytes'])} evicted, "
                  f"{fmt_bytes(dl['no-room-bytes'])} not stored for lack of room.\n\n")
     w, c = b.get("warm"), b.get("cold")
     if w or c:
@@ -747,15 +764,27 @@ def observations(res):
                        "after they finish, whatever the base size.")
                       if mem["overhead_after_burst_kib"] - mem["overhead_after_reads_kib"]
                       > 2048 else "."))
+    sc = (res.get("bounded") or {}).get("scan")
+    if sc:
+        parts = []
+        for run, r in sc["runs"].items():
+            p = r["passes"]["scan"]
+            missed = p["delta"]["miss-bytes"] + p["delta"]["wait-bytes"]
+            if run.startswith("default") and missed:
+                parts.append(f"{100 * p['delta']['scan-bytes'] / missed:.0f}% at "
+                             f"QD{r['scan_qd']}")
+        if parts:
+            out.append("Bounded cache: of the sequential read's bytes not found in the cache, "
+                       "the node passed through unstored as a scan " + ", ".join(parts) + ".")
     zb = (res.get("bounded") or {}).get("zipf")
     if zb and "sim_trace" in zb:
-        st = zb["sim_trace"]
-        out.append(f"Bounded cache, Zipf({zb['alpha']:g}) 4 KiB reads: the daemon hit "
-                   f"{100 * zb['hit_share']:.1f}% of the bytes; the simulator on the same "
-                   f"reads {100 * st['S3-FIFO']:.1f}% with S3-FIFO and {100 * st['LRU']:.1f}% "
-                   f"with LRU (MIN {100 * st['MIN']:.1f}%); "
-                   f"{zb['delta']['no-room-bytes'] / MiB:.0f} MiB were not stored for lack "
-                   "of room.")
+        st = zb["sim_trace"]["last"]
+        out.append(f"Bounded cache, Zipf({zb['alpha']:g}) 4 KiB reads, once the cache is full: "
+                   f"the daemon hit {100 * zb['measured']['hit_share']:.1f}% of the bytes; the "
+                   f"simulator on the same reads {100 * st['S3-FIFO']:.1f}% with S3-FIFO and "
+                   f"{100 * st['LRU']:.1f}% with LRU; "
+                   f"{zb['measured']['delta']['no-room-bytes'] / MiB:.0f} MiB were not stored "
+                   "for lack of room.")
     for t in res.get("targets", []):
         if t["pass"] is False:
             out.append(f"Missed: {t['name']} ({t['measured']:.3f}, required "
