@@ -154,7 +154,7 @@ class CrashE2E(h.NbdkitFileTestCase):
             st = d2.stats()
             self.assertEqual(st["fetch-errors"] + st["store-errors"], 0, st)
             self.stop_clean(d2)
-            check.stop()
+            fast.stop()
             self.assertEqual(mismatched, 0,
                              f"iteration {i}: {mismatched} wrong bytes after a kill "
                              f"{when:.3f} s into the fill")
