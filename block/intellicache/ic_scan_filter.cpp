@@ -11,14 +11,22 @@
 
 namespace intellicache {
 
+bool ScanFilter::is_scan(const Stream &s) const {
+    const std::uint64_t span = s.front - s.start;
+    return threshold_ != 0 && span >= threshold_ && s.forward * 4 >= span;
+}
+
 bool ScanFilter::note_read(std::uint64_t offset, std::uint64_t bytes) {
     if (threshold_ == 0 || bytes == 0) {
         return false;
     }
+    const std::uint64_t end = offset + bytes;
     Stream *s = nullptr;
     Stream *lru = streams_.data();
     for (Stream &candidate : streams_) {
-        if (candidate.used && candidate.next == offset) {
+        if (candidate.used && offset >= candidate.start &&
+            offset <= candidate.front + kSlack &&
+            end + kSlack >= candidate.front) {
             s = &candidate;
             break;
         }
@@ -29,22 +37,19 @@ bool ScanFilter::note_read(std::uint64_t offset, std::uint64_t bytes) {
     }
     if (s == nullptr) {
         s = lru;
-        *s = Stream{};
-        s->used = true;
+        *s = Stream{.start = offset, .front = offset, .used = true};
     }
-    s->next = offset + bytes;
-    s->length += bytes;
+    if (end > s->front) {
+        s->forward += std::min(bytes, end - s->front);
+        s->front = end;
+    }
     s->last_use = ++clock_;
-    return s->length >= threshold_;
+    return is_scan(*s);
 }
 
 bool ScanFilter::in_scan(std::uint64_t offset) const {
-    if (threshold_ == 0) {
-        return false;
-    }
     return std::ranges::any_of(streams_, [&](const Stream &s) {
-        return s.used && s.length >= threshold_ && offset < s.next &&
-               offset >= s.next - s.length;
+        return s.used && offset >= s.start && offset < s.front && is_scan(s);
     });
 }
 

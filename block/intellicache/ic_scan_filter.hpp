@@ -20,15 +20,25 @@ namespace intellicache {
  * and, in a full cache, the eviction of something that is read again.  A
  * bounded cache passes scans through (docs/design.rst, Admission).
  *
- * Streams are followed as by the read-ahead detector (a few at once, for
- * VMs that read side by side), but by length rather than by count of
- * reads.  A read that starts where a stream's last read ended continues
- * it; any other read starts a new stream in place of the least recently
- * used one, so a scan interrupted by a random read elsewhere goes on.
+ * A sequential reader keeps many requests in flight (nbdcopy: 64 per
+ * connection), and they reach the node out of order (the NBD server asks
+ * for block status before each read, which may wait for the base).  So a
+ * read continues a stream if it lands within kSlack of the stream's front
+ * (the furthest end read so far) rather than exactly at it.  Scattered
+ * reads over a small region (a boot) land near some front too, but most
+ * of them behind it or far ahead of it; what tells a scan is that the
+ * reads that move its front forward cover most of the ground they pass:
+ * a stream is a scan once its span reaches the threshold and those reads
+ * covered at least a quarter of it.
+ *
+ * A few streams are followed at once (VMs read side by side, a copy uses
+ * several connections); a read that continues none starts a new stream in
+ * place of the least recently used one.
  */
 class ScanFilter {
 public:
-    static constexpr unsigned kStreams = 4;
+    static constexpr unsigned kStreams = 8;
+    static constexpr std::uint64_t kSlack = std::uint64_t{2} << 20;
 
     /* @threshold: stream length from which reads are a scan (0: never). */
     explicit ScanFilter(std::uint64_t threshold = 0) : threshold_(threshold) {}
@@ -38,7 +48,7 @@ public:
 
     /*
      * Note the user read [offset, offset + bytes); true if it is part of a
-     * scan (its stream, this read included, covers the threshold).
+     * scan (its stream, this read included, is one).
      */
     bool note_read(std::uint64_t offset, std::uint64_t bytes);
 
@@ -50,11 +60,14 @@ public:
 
 private:
     struct Stream {
-        std::uint64_t next = 0;     /* where its next read starts */
-        std::uint64_t length = 0;   /* bytes it covered */
+        std::uint64_t start = 0;    /* where it began */
+        std::uint64_t front = 0;    /* the furthest end read */
+        std::uint64_t forward = 0;  /* bytes of reads that moved @front */
         std::uint64_t last_use = 0; /* for LRU replacement */
         bool used = false;
     };
+
+    bool is_scan(const Stream &s) const;
 
     std::uint64_t threshold_;
     std::uint64_t clock_ = 0;

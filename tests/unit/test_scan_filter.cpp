@@ -8,7 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <random>
+#include <vector>
 
 namespace {
 
@@ -86,6 +89,43 @@ TEST(ScanFilter, ThresholdChangesApplyToStreamsFollowed) {
     f.set_threshold(0);
     EXPECT_FALSE(f.in_scan(0));
     EXPECT_FALSE(f.note_read(10 * kMiB, kMiB));
+}
+
+/* A boot: scattered reads over a small region, several passes. */
+TEST(ScanFilter, ScatteredReadsOverARegionAreNotAScan) {
+    ScanFilter f(8 * kMiB);
+    std::vector<uint64_t> order;
+    for (uint64_t off = 0; off < 24 * kMiB; off += 64 * 1024) {
+        order.push_back(512 * kMiB + off);
+    }
+    std::mt19937_64 rng(7);
+    for (int pass = 0; pass < 3; pass++) {
+        std::shuffle(order.begin(), order.end(), rng);
+        for (const uint64_t off : order) {
+            ASSERT_FALSE(f.note_read(off, 64 * 1024))
+                << "pass " << pass << " at " << off;
+        }
+    }
+}
+
+/* A copy with many requests in flight: they arrive out of order. */
+TEST(ScanFilter, ASequentialReadArrivingOutOfOrderIsAScan) {
+    ScanFilter f(8 * kMiB);
+    std::mt19937_64 rng(3);
+    constexpr uint64_t kReq = 256 * 1024;
+    bool scan = false;
+    for (uint64_t base = 0; base < 64 * kMiB; base += 8 * kReq) {
+        std::vector<uint64_t> batch;
+        for (uint64_t i = 0; i < 8; i++) {
+            batch.push_back(base + i * kReq);
+        }
+        std::shuffle(batch.begin(), batch.end(), rng);
+        for (const uint64_t off : batch) {
+            scan = f.note_read(off, kReq);
+        }
+    }
+    EXPECT_TRUE(scan);
+    EXPECT_TRUE(f.in_scan(32 * kMiB));
 }
 
 } // namespace
