@@ -10,6 +10,7 @@
 
 #include "intellicache-core.h"
 
+#include "ic_bitmap.hpp"
 #include "ic_eviction.hpp"
 #include "ic_pool.hpp"
 
@@ -82,7 +83,8 @@ public:
     std::uint64_t resident() const { return policy_->resident(); }
     std::uint64_t used() const { return resident() + reserved_ + freeing_; }
     std::uint64_t memory_bytes() const {
-        return policy_->memory_bytes() + victims_.capacity() * sizeof(Run);
+        return policy_->memory_bytes() + victims_.capacity() * sizeof(Run) +
+               unread_.word_count() * sizeof(std::uint64_t);
     }
 
     /* Take room for @count clusters about to be stored; false if none. */
@@ -92,9 +94,11 @@ public:
     /*
      * Clusters [first, first + count) were stored: resident.  @reserved:
      * their room was reserved (a fetch admitted before the cache was
-     * bounded was not).
+     * bounded was not).  @unasked: nobody has read them yet (read-ahead,
+     * prefetch), so their first hit is their first use, not a reuse.
      */
-    void stored(std::uint64_t first, std::uint64_t count, bool reserved);
+    void stored(std::uint64_t first, std::uint64_t count, bool reserved,
+                bool unasked);
     /* Cluster @index was found stored at open (before attach_pool()). */
     void load(std::uint64_t index) { policy_->load(index); }
     /* A read hit clusters [first, first + count). */
@@ -141,6 +145,13 @@ private:
     std::uint64_t reserved_ = 0;
     std::uint64_t freeing_ = 0;
     bool evicting_ = false;
+    /*
+     * Clusters stored by read-ahead or prefetch and not read since: the
+     * reader's first hit of such a cluster is not passed to the policy,
+     * or every cluster a sequential reader reads behind its read-ahead
+     * would look read twice (one bit per cluster of the base).
+     */
+    ClusterBitmap unread_;
     std::vector<std::uint64_t> chosen_; /* scratch of evict_begin() */
     std::vector<Run> victims_;          /* the batch, in cluster order */
 };

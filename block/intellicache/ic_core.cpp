@@ -211,6 +211,7 @@ std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
                                IcSegment &seg, std::uint64_t &counter) {
     const std::size_t n = plan_one(offset, bytes, seg);
     if (n == 1 && seg.kind == IC_SEG_FETCH) {
+        known_fetch(seg.fetch, "ic_core_plan_read_ahead").unasked = true;
         stats_.fetches++;
         counter += seg.fetch_bytes;
     }
@@ -301,7 +302,7 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
         durability_.note_stored(f.first, f.count);
         /* Zeros take no room: they are not the policy's to evict. */
         if (budget_ && !f.zeros) {
-            budget_->stored(f.first, f.count, f.reserved);
+            budget_->stored(f.first, f.count, f.reserved, f.unasked);
             f.reserved = false;
         }
     } else {

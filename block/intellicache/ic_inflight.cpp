@@ -31,9 +31,12 @@ Fetch &InflightTable::add(std::uint64_t first, std::uint64_t count) {
     assert(around(first).covering == nullptr);
     assert(around(first).next_first >= first + count);
     const IcFetchId id = next_id_++;
-    auto [it, inserted] =
-        by_first_.emplace(first, Fetch{id, first, count, FetchState::pending,
-                                       nullptr, false, false, false});
+    Fetch fetch{};
+    fetch.id = id;
+    fetch.first = first;
+    fetch.count = count;
+    fetch.state = FetchState::pending;
+    auto [it, inserted] = by_first_.emplace(first, fetch);
     assert(inserted);
     (void)inserted;
     first_by_id_.emplace(id, first);

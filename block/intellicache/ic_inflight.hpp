@@ -36,6 +36,7 @@ struct Fetch {
     bool zeros;    /* a zero fill: nothing is read, zeros are written */
     bool scan;     /* read by a scan: a bounded cache does not store it */
     bool reserved; /* holds room in the cache's budget (store_admit) */
+    bool unasked;  /* read-ahead or prefetch: no reader asked for it yet */
 };
 
 /*

@@ -341,6 +341,43 @@ TEST(Bounded, HitsProtectClustersFromEviction) {
     ic_core_free(core);
 }
 
+/*
+ * A cluster stored by read-ahead and then read once was used once: it
+ * goes before a cluster a reader missed and then read again.
+ */
+TEST(Bounded, ReadAheadDataReadOnceIsNotAReuse) {
+    IcGeometry g;
+    IcCore *core = bounded_core(16, 0, &g);
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan_read_ahead(core, 0, 8 * kCs, &seg), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_FETCH);
+    ic_core_fetch_done(core, seg.fetch, true);
+    ASSERT_TRUE(ic_core_store_admit(core, seg.fetch));
+    ASSERT_TRUE(ic_core_store_writer_start(core));
+    IcStoreJob job;
+    ASSERT_TRUE(ic_core_store_next(core, &job));
+    ic_core_fetch_stored(core, job.fetch, true);
+    ASSERT_FALSE(ic_core_store_next(core, &job));
+    ASSERT_TRUE(read_and_store(core, 100, 8));
+    /* Each cluster is read once more, one read per cluster. */
+    for (const uint64_t first : {0U, 100U}) {
+        for (uint64_t c = first; c < first + 8; c++) {
+            ASSERT_EQ(ic_core_plan(core, c * kCs, kCs, &seg, 1), 1U);
+            ASSERT_EQ(seg.kind, IC_SEG_HIT);
+        }
+    }
+    ASSERT_TRUE(ic_core_evict_needed(core));
+    ic_core_evict_begin(core);
+    for (const IcRange &r : batch_ranges(core)) {
+        const uint64_t c = (r.offset - g.data_offset) / kCs;
+        EXPECT_LT(c, 8U) << "a cluster read again was chosen before one "
+                            "read once after read-ahead";
+    }
+    sync(core);
+    ic_core_evict_end(core);
+    ic_core_free(core);
+}
+
 TEST(BoundedDeathTest, ProtocolErrorsAbort) {
     IcCore *core = bounded_core(64);
     EXPECT_DEATH(ic_core_evict_begin(core), "when no batch is needed");
