@@ -17,8 +17,8 @@ same workloads next to them (tools/ic-cachesim, docs/cachesim.rst).
   node kept full (every miss makes room: eviction all the time), against
   the base read directly and an unbounded node.
 - memory: the daemon's memory over a 1 TiB base at 64 KiB clusters with
-  cache-size 100 GiB and without: the eviction policy's cost per cluster
-  the cache can hold.
+  cache-size 100 GiB and without: what bounding costs (mostly the eviction
+  policy) per cluster the cache can hold.
 """
 
 import contextlib
@@ -370,6 +370,18 @@ def mean_run(runs):
     return {"iops": sum(iops) / len(iops), "runs": runs}
 
 
+def round_ratio(res, a, b):
+    """The median over the rounds of @a's IOPS over @b's, each ratio of
+    two runs back to back (the configurations are ordered so that they
+    are adjacent both ways): on a shared machine, a burst of other work
+    during one run skews that round, not the figure."""
+    ratios = sorted(x["fio"]["iops"] / y["fio"]["iops"]
+                    for x, y in zip(res[a]["runs"], res[b]["runs"]))
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return median, ratios
+
+
 def warm_speed(bench, q):
     region, cache = q["warm_region"], q["warm_cache"]
     runtime, rounds = bench.args.runtime or q["speed_runtime"], q["rounds"]
@@ -377,7 +389,7 @@ def warm_speed(bench, q):
         f"{cache // MiB} MiB, base nbd-1ms of {bench.base_size_bytes // (1024 * MiB)} GiB)")
     raw = bench.work / "bounded-raw.img"
     h.make_base_image(raw, region, SEED)
-    configs = ["bounded", "ic", "raw-local"]
+    configs = ["bounded", "raw-local", "ic"]
     res = {"region_bytes": region, "cache_size": cache, "base": "nbd-1ms",
            "rounds": rounds, "runtime_s": runtime, "fill": {}}
     try:
@@ -432,10 +444,11 @@ def warm_speed(bench, q):
         raw.unlink(missing_ok=True)
         for cfg in configs:
             remove_images(bench.work / "bounded" / "warm" / cfg)
-    res["ratio_raw"] = res["bounded"]["iops"] / res["raw-local"]["iops"]
+    res["ratio_raw"], res["ratios_raw"] = round_ratio(res, "bounded", "raw-local")
     res["ratio_unbounded"] = res["bounded"]["iops"] / res["ic"]["iops"]
-    log(f"      bounded / raw local {res['ratio_raw']:.3f}, bounded / unbounded "
-        f"{res['ratio_unbounded']:.3f}")
+    log(f"      bounded / raw local {res['ratio_raw']:.3f} (median of the rounds; means "
+        f"{res['bounded']['iops'] / res['raw-local']['iops']:.3f}), bounded / unbounded "
+        f"{res['ratio_unbounded']:.3f} (means)")
     return res
 
 
@@ -445,7 +458,7 @@ def cold_speed(bench, q):
     size = bench.base_size_bytes
     log(f"bounded cold (4 KiB random QD16 over the {size // (1024 * MiB)} GiB nbd-1ms base, "
         f"cache-size {cache // MiB} MiB kept full)")
-    configs = ["direct", "bounded", "ic"]
+    configs = ["bounded", "direct", "ic"]
     res = {"cache_size": cache, "base": "nbd-1ms", "base_size": size, "rounds": rounds,
            "runtime_s": runtime, "prepare": {}}
     with contextlib.ExitStack() as stack:
@@ -504,9 +517,10 @@ def cold_speed(bench, q):
     res["no_room_per_fetched"] = (sum(r["delta"]["no-room-bytes"] for r in b) / fetched
                                   if fetched else 0.0)
     res["hit_share"] = sum(r["hit_share"] for r in b) / len(b)
-    res["ratio_direct"] = res["bounded"]["iops"] / res["direct"]["iops"]
+    res["ratio_direct"], res["ratios_direct"] = round_ratio(res, "bounded", "direct")
     res["ratio_unbounded"] = res["bounded"]["iops"] / res["ic"]["iops"]
-    log(f"      bounded / direct {res['ratio_direct']:.3f}, bounded / unbounded "
+    log(f"      bounded / direct {res['ratio_direct']:.3f} (median of the rounds; means "
+        f"{res['bounded']['iops'] / res['direct']['iops']:.3f}), bounded / unbounded "
         f"{res['ratio_unbounded']:.3f}; evicted {res['evicted_per_fetched']:.2f} and not "
         f"stored for lack of room {res['no_room_per_fetched']:.2f} of the bytes fetched")
     return res
@@ -546,7 +560,7 @@ def memory(bench, q):
     for name, cs in (("unbounded", None), ("bounded", cache)):
         res[name] = memory_one(bench, name, size, cs)
     per = res["capacity_clusters"]
-    for key in ("rss", "anon", "data"):
+    for key in ("rss", "anon", "data", "heap"):
         diff = res["bounded"][f"{key}_kib"] - res["unbounded"][f"{key}_kib"]
         res[f"{key}_diff_kib"] = diff
         res[f"{key}_per_cluster"] = diff * 1024 / per
@@ -558,9 +572,28 @@ def memory(bench, q):
     res["expected_per_cluster"] = res["expected_bytes"] / per
     log(f"      difference: resident {res['rss_diff_kib']} KiB "
         f"({res['rss_per_cluster']:.1f} B per cached cluster), allocated "
-        f"{res['data_diff_kib']} KiB ({res['data_per_cluster']:.1f} B per cached cluster; "
-        f"expected {res['expected_per_cluster']:.1f})")
+        f"{res['heap_diff_kib']} KiB ({res['heap_per_cluster']:.1f} B per cached cluster; "
+        f"the policy's computed {res['expected_per_cluster']:.1f}; VmData "
+        f"{res['data_per_cluster']:.1f})")
     return res
+
+
+def heap_kib(pid):
+    """KiB of the process's private anonymous writable mappings, stacks
+    left out: where malloc's memory lives, brk heap and mmap'd blocks.
+    A stack (a thread's, or one of QEMU's coroutines', allocated as the
+    pool grows) is the mapping right above its PROT_NONE guard page; those
+    come and go with threads and concurrency, whole MiBs at a time, and
+    are not the node's memory."""
+    maps = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        f = line.split()
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        maps.append((lo, hi, f[1], f[4], f[5] if len(f) > 5 else ""))
+    guards = {hi for lo, hi, perms, _, _ in maps if perms == "---p"}
+    return sum(hi - lo for lo, hi, perms, inode, path in maps
+               if perms == "rw-p" and inode == "0" and path in ("", "[heap]")
+               and lo not in guards) // 1024
 
 
 def memory_one(bench, name, size, cache_size):
@@ -573,6 +606,11 @@ def memory_one(bench, name, size, cache_size):
     and nothing but the cache's metadata is written here."""
     d = bench.rundir("bounded", "memory", name)
     fields = {"rss": "VmRSS:", "anon": "RssAnon:", "data": "VmData:"}
+
+    def figures():
+        out = {k: h.proc_status_kib(qsd.pid, f) for k, f in fields.items()}
+        out["heap"] = heap_kib(qsd.pid)
+        return out
     with contextlib.ExitStack() as stack:
         base = BaseServer(bench, "plain", size=size)
         bnode = base.start(d, stack)
@@ -584,7 +622,7 @@ def memory_one(bench, name, size, cache_size):
             f"--number_ios={bench.p['mem_reads']}"]
         h.run_fio_argv(argv, d, "fio-base", 300)
         time.sleep(0.5)
-        before = {k: h.proc_status_kib(qsd.pid, f) for k, f in fields.items()}
+        before = figures()
         cache = h.create_cache_file(d / "cache.img")
         qsd.qmp.cmd("blockdev-add", **dict(h.file_node("cachef", cache), discard="unmap"))
         qsd.qmp.cmd("blockdev-add", driver="raw", file="cachef", discard="unmap",
@@ -594,7 +632,7 @@ def memory_one(bench, name, size, cache_size):
             ic["cache-size"] = cache_size
         qsd.qmp.cmd("blockdev-add", **ic)
         time.sleep(1)
-        after = {k: h.proc_status_kib(qsd.pid, f) for k, f in fields.items()}
+        after = figures()
         st = qsd.stats("ic0")
         if cache_size and st.get("cache-size") != cache_size:
             raise h.HarnessError(f"bounded memory: cache-size {st.get('cache-size')}, "
@@ -602,6 +640,6 @@ def memory_one(bench, name, size, cache_size):
         qsd.stop_checked(f"bounded memory {name}")
         base.stop()
         remove_images(d)
-    out = {f"{k}_kib": after[k] - before[k] for k in fields}
+    out = {f"{k}_kib": after[k] - before[k] for k in before}
     out.update({f"{k}_before_kib": v for k, v in before.items()})
     return out

@@ -614,7 +614,8 @@ def bounded_section(b):
                 r = w[cfg]
                 hits = [x["hit_share"] for x in r["runs"] if "hit_share" in x]
                 rows.append(["warm", cfg, f"{r['iops']:.0f}",
-                             f"{r['iops'] / w['raw-local']['iops']:.3f} (raw local)",
+                             f"{w['ratio_raw']:.3f} (raw local)" if cfg == "bounded" else
+                             f"{r['iops'] / w['raw-local']['iops']:.3f} (raw local, means)",
                              _pct(sum(hits) / len(hits)) if hits else "-", "-", "-"])
         if c:
             o.append(f"Cold: a bounded node (cache-size {fmt_bytes(c['cache_size'])}) over "
@@ -626,18 +627,22 @@ def bounded_section(b):
             for cfg in ("direct", "bounded", "ic"):
                 r = c[cfg]
                 rows.append(["cold", cfg, f"{r['iops']:.0f}",
-                             f"{r['iops'] / c['direct']['iops']:.3f} (direct)",
+                             f"{c['ratio_direct']:.3f} (direct)" if cfg == "bounded" else
+                             f"{r['iops'] / c['direct']['iops']:.3f} (direct, means)",
                              _pct(sum(x["hit_share"] for x in r["runs"]) / len(r["runs"]))
                              if cfg != "direct" else "-",
                              _pct(c["evicted_per_fetched"]) if cfg == "bounded" else "-",
                              _pct(c["no_room_per_fetched"]) if cfg == "bounded" else "-"])
         rounds = (w or c)["rounds"]
-        o.append(f"{rounds} round(s) in alternating order, figures are means.\n\n")
+        o.append(f"{rounds} round(s) in alternating order; IOPS are means, and the ratio "
+                 "is the median over the rounds of the ratio of two runs back to back "
+                 "(bounded next to the reference in both orders), which a burst of other "
+                 "work on a shared machine skews less.\n\n")
         o.append(table(["", "configuration", "IOPS", "ratio", "hits", "evicted", "no room"],
                        rows) + "\n")
     m = b.get("memory")
-    if m and "data_per_cluster" in m:
-        o.append(heading("Memory of the eviction policy", "-"))
+    if m and "heap_per_cluster" in m:
+        o.append(heading("Memory of a bounded cache", "-"))
         o.append(f"Two daemons over a {fmt_bytes(m['base_size'])} nbdkit ``pattern`` base, "
                  f"{m['cluster_size'] // 1024} KiB clusters: the growth of VmRSS, RssAnon and "
                  "VmData (``/proc/PID/status``) from the base node alone (read through) to "
@@ -648,16 +653,21 @@ def bounded_section(b):
                  "space is refused, and nothing but the cache's metadata is written here.  "
                  "The policy's states are written when it is created and so are resident "
                  "at once; its rings of cluster indices are allocated then but become "
-                 "resident only as clusters enter them, so VmData (allocated) is what a "
-                 "full cache holds.  Expected: 4 bits per base cluster, and rings for "
-                 "small and main (the capacity each) and the ghosts (90% of it), 4 bytes "
-                 "per entry.\n\n")
+                 "resident only as clusters enter them, so what is allocated is what a "
+                 "full cache holds.  *allocated* sums the private anonymous writable "
+                 "mappings (``/proc/PID/maps``: the brk heap and malloc's mmap'd blocks) "
+                 "less stacks, which VmData counts too: a thread's or a coroutine's stack, "
+                 "created as concurrency needs it, is 8 MiB or 1 MiB at a time.  Expected: "
+                 "4 bits per base cluster, and rings for small and main (the capacity each) "
+                 "and the ghosts (90% of it), 4 bytes per entry: the eviction policy "
+                 "alone; the difference measured is everything cache-size adds.\n\n")
         rows = []
-        for key, label in (("rss", "VmRSS"), ("anon", "RssAnon"), ("data", "VmData")):
+        for key, label in (("rss", "VmRSS"), ("anon", "RssAnon"), ("data", "VmData"),
+                           ("heap", "allocated")):
             rows.append([label, f"{m['unbounded'][key + '_kib']} KiB",
                          f"{m['bounded'][key + '_kib']} KiB", f"{m[key + '_diff_kib']} KiB",
                          f"{m[key + '_per_cluster']:.1f}"])
-        rows.append(["expected", "-", "-", f"{m['expected_bytes'] // 1024} KiB",
+        rows.append(["expected (policy)", "-", "-", f"{m['expected_bytes'] // 1024} KiB",
                      f"{m['expected_per_cluster']:.1f}"])
         o.append(table(["growth on open", "no cache-size", "cache-size", "difference",
                         "bytes per cached cluster"], rows) + "\n")
