@@ -175,6 +175,8 @@ def heading(text, ch):
 def fmt_bytes(n):
     if n is None:
         return "-"
+    if n >= 1024 * 1024 * MiB:
+        return f"{n / (1024 * 1024 * MiB):.2f} TiB"
     if n >= 1024 * MiB:
         return f"{n / (1024 * MiB):.2f} GiB"
     return f"{n / MiB:.1f} MiB"
