@@ -4,13 +4,15 @@ same workloads next to them (tools/ic-cachesim, docs/cachesim.rst).
 
 - scan: a boot set read twice, then the whole base read sequentially (a
   backup, a virus scan), then the boot set again: the share of that last
-  pass's bytes that hit.  Twice: with the default scan-threshold, and with
-  scan-threshold=0 (scans stored like any read: the eviction policy alone
-  keeps the boot set).  The simulator replays the same reads (fio's I/O
-  logs) and its own scan workload with the same sizes, LRU among others.
+  pass's bytes that hit.  Three times: with the default scan-threshold and
+  the sequential read at QD4, the same at QD1 (its reads reach the node in
+  order), and with scan-threshold=0 (scans stored like any read: the
+  eviction policy alone keeps the boot set).  The simulator replays the
+  same reads (fio's I/O logs) and its own scan workload with the same
+  sizes, LRU among others.
 - zipf: 4 KiB random reads, Zipf(0.9) (fio's generator), through the
-  daemon, against the simulator on the same reads (fio's I/O log) and on
-  its own Zipf(0.9) reads.
+  daemon until the cache is full, then measured; against the simulator on
+  the same reads (fio's I/O logs) and on its own Zipf(0.9) reads.
 - warm: 4 KiB random hits at QD16 of a bounded node whose read region fits
   in its cache-size, against the raw local file and an unbounded node.
 - cold: 4 KiB random reads at QD16 over the 1 ms base through a bounded
