@@ -493,8 +493,14 @@ def render_rst(res, plots, rstdir):
             ["intellicache", str(cpu["ic"]["instructions_0"]), str(cpu["ic"]["instructions_n"]),
              f"{cpu['ic']['per_read']:.0f}"],
             ["file", str(cpu["file"]["instructions_0"]), str(cpu["file"]["instructions_n"]),
-             f"{cpu['file']['per_read']:.0f}"]]) + "\n")
-        o.append(f"Ratio: {cpu['ratio']:.2f}.\n\n")
+             f"{cpu['file']['per_read']:.0f}"]]
+            + ([["intellicache, cache-size", str(cpu["ic-bounded"]["instructions_0"]),
+                 str(cpu["ic-bounded"]["instructions_n"]),
+                 f"{cpu['ic-bounded']['per_read']:.0f}"]] if "ic-bounded" in cpu else []))
+            + "\n")
+        o.append(f"Ratio: {cpu['ratio']:.2f}"
+                 + (f"; bounded: {cpu['bounded_ratio']:.2f}" if "bounded_ratio" in cpu else "")
+                 + ".\n\n")
 
     obs = observations(res)
     if obs:

@@ -89,6 +89,10 @@ def evaluate_targets(res):
     if cpu:
         add("CPU: instructions per warm 4 KiB read, intellicache / file node", cpu["ratio"],
             "<=", 1.3, f"{cpu['ic']['per_read']:.0f} vs {cpu['file']['per_read']:.0f}")
+        if "bounded_ratio" in cpu:
+            add("CPU: instructions per warm 4 KiB read, bounded intellicache / file node",
+                cpu["bounded_ratio"], "<=", 1.15,
+                f"{cpu['ic-bounded']['per_read']:.0f} vs {cpu['file']['per_read']:.0f}")
     w = res.get("warmup")
     if w:
         add(f"prefetch job, {w['size'] // MiB} MiB base, nbd-1ms: rate / base read directly "
