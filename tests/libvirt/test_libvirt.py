@@ -1,0 +1,491 @@
+"""libvirt domains whose disk is served by qemu-storage-daemon through the
+intellicache node (docs/libvirt.rst).
+
+The daemon's command line and both domains' XML are taken from
+docs/libvirt.rst, so what the page shows is what runs here: the page's
+paths are mapped into a work directory, the daemon's base (an NFS node on
+the page) becomes an NBD node on nbdkit serving the guest's disk image,
+and the guest's kernel command line gets the reads to run (ic.run=, see
+tests/guest/init).  A libvirt of the test's own (privlibvirt.py) defines
+and starts each domain: a vhost-user-blk disk, then an NBD disk, both on
+the same node ic0.  The guest (tests/guest's kernel and initramfs) reads
+its whole disk twice, prints SHA-256 digests on its file console and
+powers off.  The checks: the XML validates, libvirt made the device, the
+guest's data is the base's, the node served the reads (its counters, by
+QMP), the guest powered off in time.  SystemdUnitTest installs the unit
+into a temporary root and runs systemd-analyze verify on it.
+
+Environment: IC_QEMU_BUILD (QEMU's build directory, default
+build/qemu/build), IC_GUEST_DIR (kernel and initramfs, default
+build/guest), IC_LIBVIRT_MIB (size of the disk, default 64),
+IC_LIBVIRT_KEEP=1 keeps the work directory.
+"""
+
+import hashlib
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from intellicache_harness.common import REPO, log_tail, qemu_env, qsd_binary, \
+    unix_socket_ready, wait_until
+from intellicache_harness.process import Server
+from intellicache_harness.qmp import QMP
+from intellicache_harness.servers import Nbdkit
+from intellicache_harness.stats import node_stats
+
+import privlibvirt
+from privlibvirt import PrivateLibvirt
+
+MiB = 1 << 20
+DOC = os.path.join(REPO, "docs", "libvirt.rst")
+BASE_MIB = int(os.environ.get("IC_LIBVIRT_MIB", "64"))
+BLOCK = 64 * 1024
+READERS = 2
+NODE = "ic0"
+BOOT_TIMEOUT = 240          # define + start to power-off
+DAEMON_TIMEOUT = 60
+
+
+def guest_dir():
+    return os.environ.get("IC_GUEST_DIR", os.path.join(REPO, "build", "guest"))
+
+
+# -- the page's blocks ----------------------------------------------------
+
+def doc_block(name, path=DOC):
+    """The text of the code-block of docs/libvirt.rst whose :name: is
+    @name, dedented."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == f":name: {name}" and lines[i - 1].startswith(".. code-block::"):
+            break
+    else:
+        raise AssertionError(f"no code-block named {name} in {path}")
+    j = i + 1
+    while j < len(lines) and lines[j].strip().startswith(":"):
+        j += 1
+    body = []
+    for line in lines[j:]:
+        if line.strip() and not line.startswith("   "):
+            break
+        body.append(line[3:] if line.startswith("   ") else "")
+    while body and not body[0]:
+        body.pop(0)
+    while body and not body[-1]:
+        body.pop()
+    return "\n".join(body) + "\n"
+
+
+class PathMap:
+    """The page's paths, mapped into the work directory (and the guest's
+    kernel and initramfs)."""
+
+    def __init__(self, work):
+        self.work = work
+        self.run = os.path.join(work, "run-intellicache")
+        self.state = os.path.join(work, "lib-intellicache")
+        self.consoles = os.path.join(work, "consoles")
+        for d in (self.run, self.state, self.consoles):
+            os.makedirs(d, exist_ok=True)
+        self.prefixes = (("/run/intellicache/", self.run + "/"),
+                         ("/var/lib/intellicache/", self.state + "/"),
+                         ("/var/lib/libvirt/boot/", guest_dir() + "/"),
+                         ("/var/log/libvirt/qemu/", self.consoles + "/"))
+
+    def __call__(self, text):
+        for doc, real in self.prefixes:
+            text = text.replace(doc, real)
+        for doc, _ in self.prefixes:
+            if doc in text:
+                raise AssertionError(f"unmapped path {doc} in {text!r}")
+        return text
+
+
+def daemon_argv(paths, nbd_socket):
+    """The page's daemon command line, mapped, with its base0 replaced by
+    an NBD node on @nbd_socket."""
+    text = doc_block("libvirt-daemon").replace("\\\n", " ")
+    argv = shlex.split(paths(text))
+    if argv[0] != "qemu-storage-daemon":
+        raise AssertionError(f"the page's command is {argv[0]}")
+    argv[0] = str(qsd_binary())
+    base = [i for i, a in enumerate(argv)
+            if i > 0 and argv[i - 1] == "--blockdev" and "node-name=base0" in a]
+    if len(base) != 1:
+        raise AssertionError(f"no single base0 --blockdev in {argv}")
+    argv[base[0]] = (f"driver=nbd,node-name=base0,server.type=unix,"
+                     f"server.path={nbd_socket},read-only=on")
+    return argv
+
+
+def option(argv, opt, key):
+    """Value of key=VALUE in the option @opt (e.g. --export) of @argv that
+    has it."""
+    for i, a in enumerate(argv[:-1]):
+        if a == opt:
+            for kv in argv[i + 1].split(","):
+                k, _, v = kv.partition("=")
+                if k == key:
+                    yield v
+
+
+def guest_commands(size):
+    """ic.run= of the guest: the whole disk cold, then warm, each half read
+    by one reader; 2 s between them for the stores."""
+    region = size // READERS
+    read = f"{BLOCK},{READERS},{region},1"
+    return f"read,cold,{read}/sleep,2/read,warm,{read}"
+
+
+def domain_xml(name, paths, size):
+    xml = paths(doc_block(name))
+    m = re.search(r"<cmdline>(.*?)</cmdline>", xml)
+    if not m:
+        raise AssertionError(f"{name}: no <cmdline>")
+    cmdline = f"{m.group(1)} quiet loglevel=3 panic=-1 ic.run={guest_commands(size)}"
+    return xml[:m.start(1)] + cmdline + xml[m.end(1):]
+
+
+def xml_validate(path):
+    r = subprocess.run(["virt-xml-validate", path, "domain"], capture_output=True, text=True,
+                       timeout=60, check=False)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+# -- the environment, shared by the domain classes ------------------------
+
+class Daemon(Server):
+    name = "qemu-storage-daemon"
+
+
+class Env:
+    """Work directory, base image, nbdkit, the daemon, libvirt; started by
+    the first domain class, stopped by tearDownModule."""
+
+    instance = None
+
+    @classmethod
+    def get(cls):
+        if cls.instance is None:
+            env = cls()
+            cls.instance = env
+            env.start()
+        if env_error := cls.instance.error:
+            raise AssertionError(f"environment failed: {env_error}")
+        return cls.instance
+
+    def __init__(self):
+        self.work = tempfile.mkdtemp(prefix="ic-libvirt-")
+        self.paths = PathMap(self.work)
+        self.size = BASE_MIB * MiB
+        self.error = None
+        self.nbdkit = self.daemon = self.libvirt = self.qmp = None
+
+    def start(self):
+        try:
+            self._start()
+        except BaseException as e:
+            self.error = repr(e)
+            raise
+
+    def _start(self):
+        reason = privlibvirt.missing()
+        if reason:
+            raise AssertionError(reason)
+        for f in ("vmlinuz", "initramfs.gz"):
+            if not os.path.isfile(os.path.join(guest_dir(), f)):
+                raise AssertionError(f"no {guest_dir()}/{f} (scripts/guest-image.sh)")
+        if not os.access(qsd_binary(), os.X_OK):
+            raise AssertionError(f"no {qsd_binary()} (scripts/build.sh)")
+        base = os.path.join(self.work, "base.img")
+        self.data = random.Random(7).randbytes(self.size)
+        with open(base, "wb") as f:
+            f.write(self.data)
+        self.nbdkit = Nbdkit(self.work, "file", {"file": base}, tag="base").start()
+        self.argv = daemon_argv(self.paths, self.nbdkit.socket)
+        for cache in option(self.argv, "--blockdev", "filename"):
+            fd = os.open(cache, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self.qmp_path = next(option(self.argv, "--chardev", "path"))
+        self.sockets = [self.qmp_path] + list(option(self.argv, "--export", "addr.path")) \
+            + list(option(self.argv, "--nbd-server", "addr.path"))
+        self.daemon = Daemon()
+        self.daemon._spawn(self.argv, os.path.join(self.work, "qsd.log"), env=qemu_env())
+        wait_until(lambda: all(unix_socket_ready(s) for s in self.sockets)
+                   or self.daemon._check_alive(), DAEMON_TIMEOUT, "the daemon's sockets")
+        self.qmp = QMP(self.qmp_path, name="qsd")
+        self.libvirt = PrivateLibvirt(os.path.join(self.work, "libvirt")).start()
+
+    def stats(self):
+        return node_stats(self.qmp, NODE)
+
+    def stop(self):
+        if self.libvirt is not None:
+            self.libvirt.stop()
+        if self.qmp is not None:
+            self.qmp.close()
+        if self.daemon is not None:
+            self.daemon.stop(60)
+        if self.nbdkit is not None:
+            # nbdkit may ignore SIGTERM while a client is connected
+            self.nbdkit.kill9()
+        if os.environ.get("IC_LIBVIRT_KEEP") == "1":
+            sys.stderr.write(f"\nwork directory kept: {self.work}\n")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def tearDownModule():  # pylint: disable=invalid-name
+    if Env.instance is not None:
+        Env.instance.stop()
+        Env.instance = None
+
+
+# -- the domains ----------------------------------------------------------
+
+class DomainRun:
+    """One domain from the page, run once by setUpClass; the tests check
+    its record."""
+
+    BLOCK_NAME = None       # the page's code-block
+    DOMAIN = None           # its <name>
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env.get()
+        cls.rec = {}
+        t0 = time.monotonic()
+        try:
+            cls.run_domain()
+        finally:
+            cls.rec["seconds"] = round(time.monotonic() - t0, 1)
+            sys.stderr.write(f"\n{cls.__name__}: {cls.rec['seconds']} s in all, "
+                             f"guest {cls.rec.get('guest_seconds')} s\n")
+
+    @classmethod
+    def run_domain(cls):
+        env, rec = cls.env, cls.rec
+        lv = env.libvirt
+        doc_xml = os.path.join(env.work, f"{cls.DOMAIN}.doc.xml")
+        with open(doc_xml, "w", encoding="utf-8") as f:
+            f.write(doc_block(cls.BLOCK_NAME))
+        xml = os.path.join(env.work, f"{cls.DOMAIN}.xml")
+        with open(xml, "w", encoding="utf-8") as f:
+            f.write(domain_xml(cls.BLOCK_NAME, env.paths, env.size))
+        rec["validate"] = {"doc": xml_validate(doc_xml), "test": xml_validate(xml)}
+        cls.console = os.path.join(env.paths.consoles, f"{cls.DOMAIN}.console.log")
+        if os.path.exists(cls.console):
+            os.unlink(cls.console)
+        rec["stats0"] = env.stats()
+        lv.virsh("define", xml)
+        try:
+            rec["inactive_xml"] = lv.virsh("dumpxml", "--inactive", cls.DOMAIN)
+            t0 = time.monotonic()
+            lv.virsh("start", cls.DOMAIN, timeout=120)
+            try:
+                rec["live_xml"] = lv.virsh("dumpxml", cls.DOMAIN)
+            except privlibvirt.LibvirtError:
+                pass  # the guest may already be gone
+            rec["state"] = cls.wait_shutoff(BOOT_TIMEOUT)
+            rec["guest_seconds"] = round(time.monotonic() - t0, 1)
+        finally:
+            if lv.virsh("domstate", cls.DOMAIN, check=False).strip() != "shut off":
+                lv.virsh("destroy", cls.DOMAIN, check=False)
+            lv.virsh("undefine", cls.DOMAIN, check=False)
+            rec["undefined"] = cls.DOMAIN not in lv.domains()
+        rec["stats1"] = env.stats()
+        rec["console"] = cls.read(cls.console)
+        rec["qemu_log"] = cls.read(os.path.join(lv.log_dir(), "qemu", f"{cls.DOMAIN}.log"))
+
+    @classmethod
+    def wait_shutoff(cls, timeout):
+        """Wait until the domain is shut off; returns its state and reason."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = cls.env.libvirt.virsh("domstate", "--reason", cls.DOMAIN,
+                                          check=False).strip()
+            if state.startswith("shut off"):
+                return state
+            if time.monotonic() > deadline:
+                return f"timeout ({state})"
+            time.sleep(0.5)
+
+    @staticmethod
+    def read(path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read().replace("\r", "")
+        except OSError:
+            return ""
+
+    def sums(self, tag):
+        return {int(i): s for i, s in
+                re.findall(rf"^IC SUM {tag} (\d+) ([0-9a-f]{{64}})$", self.rec["console"], re.M)}
+
+    def context(self):
+        return (f"console:\n{self.rec['console'][-1500:]}\nQEMU log:\n"
+                f"{self.rec['qemu_log'][-1500:]}")
+
+    # -- the checks ----------------------------------------------------------
+
+    def test_xml_validates(self):
+        for which, (rc, out) in self.rec["validate"].items():
+            self.assertEqual(rc, 0, f"{which} XML: {out}")
+
+    def test_guest_powered_off(self):
+        self.assertTrue(self.rec["state"].startswith("shut off"), self.rec["state"])
+        self.assertNotIn("destroyed", self.rec["state"])
+        self.assertRegex(self.rec["console"], r"(?m)^IC BYE$", self.context())
+        self.assertTrue(self.rec["undefined"])
+
+    def test_guest_sees_the_disk(self):
+        m = re.search(r"^IC READY cpus=(\d+) size=(\d+) queues=(\d+)$", self.rec["console"],
+                      re.M)
+        self.assertIsNotNone(m, self.context())
+        self.assertEqual(int(m.group(1)), 2)
+        self.assertEqual(int(m.group(2)), self.env.size)
+
+    def check_sums(self, tag):
+        self.assertRegex(self.rec["console"], rf"(?m)^IC DONE {tag} ok ", self.context())
+        sums = self.sums(tag)
+        self.assertEqual(sorted(sums), list(range(READERS)), self.context())
+        region = self.env.size // READERS
+        for i in range(READERS):
+            want = hashlib.sha256(self.env.data[i * region:(i + 1) * region]).hexdigest()
+            self.assertEqual(sums[i], want, f"{tag} pass, reader {i}")
+
+    def test_cold_data(self):
+        self.check_sums("cold")
+
+    def test_warm_data(self):
+        self.check_sums("warm")
+
+    def test_reads_went_through_the_cache(self):
+        s0, s1 = self.rec["stats0"], self.rec["stats1"]
+        size = self.env.size
+
+        def served(s):
+            return s["hit-bytes"] + s["miss-bytes"] + s["wait-bytes"]
+
+        # both passes read the whole disk through the node
+        self.assertGreaterEqual(served(s1) - served(s0), 2 * size, (s0, s1))
+        # the warm pass (at least) came from the cache
+        if s1["store-skipped"] == 0:
+            self.assertGreaterEqual(s1["hit-bytes"] - s0["hit-bytes"], size, (s0, s1))
+        else:
+            self.assertGreater(s1["hit-bytes"], s0["hit-bytes"], (s0, s1))
+        # the base was read once at most, whichever domain ran first
+        self.assertEqual(s1["fetched-bytes"], size, s1)
+        self.assertEqual(s1["cached-clusters"], s1["cluster-count"], s1)
+        self.assertEqual(s1["state"], "caching")
+        for k in ("fetch-errors", "store-errors"):
+            self.assertEqual(s1[k], 0, k)
+
+
+class VhostUserDomainTest(DomainRun, unittest.TestCase):
+    """<disk type='vhostuser'> on the daemon's vhost-user-blk export."""
+
+    BLOCK_NAME = "libvirt-vhostuser-domain"
+    DOMAIN = "ic-vhostuser"
+
+    def test_libvirt_made_the_device(self):
+        sock = next(option(self.env.argv, "--export", "addr.path"))
+        log = self.rec["qemu_log"]
+        self.assertIn('"driver":"vhost-user-blk-pci"', log)
+        self.assertRegex(log, rf"-chardev socket,id=[^,]+,path={re.escape(sock)},reconnect=10",
+                         log[-2000:])
+        self.assertIn('"share":true', log)        # the memfd backend
+        for x in ("inactive_xml", "live_xml"):
+            self.assertIn(f"path='{sock}'", self.rec.get(x, ""), x)
+
+
+class NbdDomainTest(DomainRun, unittest.TestCase):
+    """<disk type='network'> with an NBD source on the daemon's unix socket."""
+
+    BLOCK_NAME = "libvirt-nbd-domain"
+    DOMAIN = "ic-nbd"
+
+    def test_libvirt_made_the_device(self):
+        sock = next(option(self.env.argv, "--nbd-server", "addr.path"))
+        log = self.rec["qemu_log"]
+        self.assertRegex(log, rf'"driver":"nbd".*"path":"{re.escape(sock)}"', log[-2000:])
+        self.assertIn('"export":"ic0"', log)
+        self.assertIn('"driver":"virtio-blk-pci"', log)
+        for x in ("inactive_xml", "live_xml"):
+            self.assertIn(f"socket='{sock}'", self.rec.get(x, ""), x)
+
+
+# -- the systemd unit -----------------------------------------------------
+
+class SystemdUnitTest(unittest.TestCase):
+    """scripts/install-unit.sh into a temporary root; systemd-analyze
+    verify on the result (the unit is verified, not started: these
+    machines run no systemd)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="ic-unit-")
+        r = subprocess.run([os.path.join(REPO, "scripts", "install-unit.sh"),
+                            "--destdir", cls.root], capture_output=True, text=True,
+                           timeout=60, check=False)
+        cls.install = r
+        cls.unit = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def text(self):
+        with open(self.unit, encoding="utf-8") as f:
+            return f.read()
+
+    def test_installed(self):
+        self.assertEqual(self.install.returncode, 0, self.install.stderr)
+        self.assertEqual(self.unit, os.path.join(self.root, "etc/systemd/system/"
+                                                 "intellicache.service"))
+        self.assertNotRegex(self.text(), r"@[A-Z_]+@")
+
+    def test_systemd_analyze_verify(self):
+        if shutil.which("systemd-analyze") is None:
+            self.fail("no systemd-analyze (package systemd)")
+        r = subprocess.run(["systemd-analyze", "verify", self.unit], capture_output=True,
+                           text=True, timeout=120, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual((r.stdout + r.stderr).strip(), "", "warnings from verify")
+
+    def test_runs_the_daemon_with_its_monitor(self):
+        text = self.text()
+        m = re.search(r"^ExecStart=(\S+)", text, re.M)
+        self.assertIsNotNone(m)
+        self.assertEqual(m.group(1), str(qsd_binary()))
+        self.assertIn("--chardev socket,id=qmp0,path=/run/intellicache/qmp.sock,"
+                      "server=on,wait=off", text)
+        self.assertIn("--monitor chardev=qmp0", text)
+        for line in ("Restart=on-failure", "RuntimeDirectory=intellicache",
+                     "StateDirectory=intellicache", "ProtectSystem=strict",
+                     f"Environment=QEMU_MODULE_DIR={qsd_binary().parent.parent}"):
+            self.assertRegex(text, rf"(?m)^{re.escape(line)}$")
+
+    def test_prefix(self):
+        root = tempfile.mkdtemp(prefix="ic-unit-")
+        try:
+            r = subprocess.run([os.path.join(REPO, "scripts", "install-unit.sh"),
+                                "--destdir", root, "--prefix", "/usr/local"],
+                               capture_output=True, text=True, timeout=60, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(
+                root, "usr/local/lib/systemd/system/intellicache.service")))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
