@@ -45,8 +45,21 @@ pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
 # into build/guest/cache, not installed); its firmware is seabios and
 # qemu-system-data's option ROMs, which qemu-system-x86 below depends on.
 pkgs_guest="busybox-static cpio"
+# tests/libvirt: libvirtd with its QEMU driver, virsh, virt-xml-validate
+# (which runs xmllint).  Not libvirt-daemon-system: it pulls in
+# systemd-sysv, which replaces the machine's init; the test runs a libvirtd
+# of its own.
+pkgs_libvirt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils"
 
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test $pkgs_guest
+apt-get install -y -q --no-install-recommends $pkgs_build $pkgs_test $pkgs_guest \
+    $pkgs_libvirt
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     meson python3-pycotap qemu-system-x86
+
+# libvirt's QEMU driver needs its default user to exist even when
+# qemu.conf runs QEMU as root (libvirt-daemon-system would create it).
+if ! getent passwd libvirt-qemu >/dev/null; then
+    useradd --system --user-group --no-create-home --home-dir /var/lib/libvirt \
+        --shell /usr/sbin/nologin libvirt-qemu
+fi
