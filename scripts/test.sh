@@ -8,6 +8,9 @@
 #   guest    a TCG guest whose virtio-blk disk is the node, read from two
 #            iothreads at once while QMP queries run; also against the
 #            ASan + UBSan build
+#   libvirt  a libvirt of its own starts TCG domains whose disk is the node,
+#            over vhost-user-blk and over NBD (docs/libvirt.rst's XML);
+#            verifies the systemd unit
 #   bench    the benchmark harness in --smoke mode: that it still runs end
 #            to end and writes its report (nothing timed is asserted)
 #   lint     checkpatch, clang-format, clang-tidy, cppcheck
@@ -101,6 +104,7 @@ summary_suite guest tests/guest/run.sh
 # asan-iotests.sh built QEMU and the module with the sanitizers
 summary_suite guest-asan env IC_QEMU_BUILD="$root/build-asan-qemu/build" \
     tests/guest/run.sh
+summary_suite libvirt tests/libvirt/run.sh
 
 # bench: one test; the harness's figures are not checked here
 if suite bench python3 scripts/bench.py --smoke \
