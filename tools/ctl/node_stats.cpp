@@ -58,7 +58,12 @@ std::optional<Histogram> parse_histogram(json_object *ds,
         throw StatsError("node " + node + ": " + name +
                          " boundaries are not increasing");
     }
-    out.sum_ns = json_u64(ds, (name + "-sum-ns").c_str());
+    /* The sum is a member of the histogram ("sum-ns"); a flat
+     * "<kind>-latency-sum-ns" member of the node is read as well. */
+    out.sum_ns = json_u64(h, "sum-ns");
+    if (!out.sum_ns) {
+        out.sum_ns = json_u64(ds, (name + "-sum-ns").c_str());
+    }
     return out;
 }
 
