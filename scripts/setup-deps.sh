@@ -34,12 +34,17 @@ apt-get update -q
 pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-venv
   libglib2.0-dev libnfs-dev libaio-dev liburing-dev libzstd-dev zlib1g-dev
   libfuse3-dev libjson-c-dev libgtest-dev libgmock-dev dpkg-dev xz-utils
-  clang clang-format clang-tidy cppcheck libclang-rt-14-dev valgrind"
+  clang clang-format clang-tidy cppcheck libclang-rt-14-dev valgrind
+  libcpp-httplib-dev libnbd-dev"
 # Servers and clients for the tests and the demo (all used on loopback);
 # iproute2 and nftables for the outage tests' network namespaces and their
 # blackhole (tests/e2e/test_outage_e2e.py).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
   libnbd-bin python3-pycotap python3-matplotlib iproute2 nftables"
+# promtool, which checks intellicache-ctl's metrics (tests/e2e/test_ctl_e2e.py).
+# Without recommends: the package's recommends pull in node_exporter and
+# its collectors, which the tests do not use.
+pkgs_test="$pkgs_test prometheus"
 # The TCG guest of tests/guest: busybox-static and cpio make its initramfs
 # (scripts/guest-image.sh; its kernel is fetched with 'apt-get download'
 # into build/guest/cache, not installed); its firmware is seabios and
