@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
+#include <new>
 
 namespace intellicache {
 
@@ -22,11 +24,21 @@ std::uint64_t bit_span(std::uint64_t lo, std::uint64_t hi) {
     return upper & (kAllOnes << lo);
 }
 
+std::uint64_t *zeroed_words(std::size_t count) {
+    /* calloc(0, ...) may return NULL: ask for one word at least. */
+    void *words =
+        std::calloc(std::max<std::size_t>(count, 1), sizeof(std::uint64_t));
+    if (words == nullptr) {
+        throw std::bad_alloc();
+    }
+    return static_cast<std::uint64_t *>(words);
+}
+
 } // namespace
 
 ClusterBitmap::ClusterBitmap(std::uint64_t size)
-    : words_(static_cast<std::size_t>((size + kWordBits - 1) / kWordBits), 0),
-      size_(size) {}
+    : word_count_(static_cast<std::size_t>((size + kWordBits - 1) / kWordBits)),
+      words_(zeroed_words(word_count_)), size_(size) {}
 
 std::uint64_t ClusterBitmap::valid_mask(std::size_t w) const {
     const std::uint64_t first = std::uint64_t{w} * kWordBits;
@@ -51,7 +63,9 @@ std::uint64_t ClusterBitmap::update_range(std::uint64_t first, std::uint64_t n,
         const std::uint64_t mask = bit_span(lo, hi);
         std::uint64_t &bits = words_[w];
         const std::uint64_t flips = set_bits ? (mask & ~bits) : (mask & bits);
-        bits ^= flips;
+        if (flips != 0) {
+            bits ^= flips;
+        }
         changed += static_cast<std::uint64_t>(std::popcount(flips));
         i += hi - lo;
     }
@@ -97,11 +111,13 @@ std::uint64_t ClusterBitmap::run_length(std::uint64_t from, bool value,
 }
 
 std::uint64_t ClusterBitmap::merge_word(std::size_t w, std::uint64_t bits) {
-    if (w >= words_.size()) {
+    if (w >= word_count_) {
         return 0;
     }
     const std::uint64_t added = bits & valid_mask(w) & ~words_[w];
-    words_[w] |= added;
+    if (added != 0) {
+        words_[w] |= added;
+    }
     const auto n = static_cast<std::uint64_t>(std::popcount(added));
     count_ += n;
     return n;

@@ -9,7 +9,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 namespace intellicache {
 
@@ -17,6 +18,12 @@ namespace intellicache {
  * A fixed-size bit vector (exactly one bit per cluster: a 1 TiB base at
  * 64 KiB clusters costs 2 MiB) that keeps its population count, so stats
  * never scan it.  Bits at or beyond size() are always zero.
+ *
+ * The words come zeroed from calloc() and are written only where a bit
+ * changes: a large bitmap mapped fresh by the allocator stays out of the
+ * resident set until bits are set in it, which is what the sparse ones
+ * (clusters loaded ahead, clusters not yet reused) need.  A failed
+ * allocation throws std::bad_alloc, which open turns into an error.
  */
 class ClusterBitmap {
 public:
@@ -46,9 +53,9 @@ public:
                              std::uint64_t limit) const;
 
     /* Raw 64-bit words, for metadata encoding (bit i of word w = w*64+i). */
-    std::size_t word_count() const { return words_.size(); }
+    std::size_t word_count() const { return word_count_; }
     std::uint64_t word(std::size_t w) const {
-        return w < words_.size() ? words_[w] : 0;
+        return w < word_count_ ? words_[w] : 0;
     }
     /* ORs @bits into word @w (bits beyond size() dropped); returns new bits. */
     std::uint64_t merge_word(std::size_t w, std::uint64_t bits);
@@ -63,7 +70,12 @@ private:
     std::uint64_t update_range(std::uint64_t first, std::uint64_t n,
                                bool set_bits);
 
-    std::vector<std::uint64_t> words_;
+    struct FreeWords {
+        void operator()(std::uint64_t *words) const { std::free(words); }
+    };
+
+    std::size_t word_count_;
+    std::unique_ptr<std::uint64_t[], FreeWords> words_;
     std::uint64_t size_;
     std::uint64_t count_ = 0;
 };

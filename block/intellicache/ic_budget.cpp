@@ -42,8 +42,7 @@ std::unique_ptr<CacheBudget> CacheBudget::create(std::uint64_t cluster_count,
 
 CacheBudget::CacheBudget(std::unique_ptr<EvictionPolicy> policy,
                          std::uint64_t cluster_count)
-    : policy_(std::move(policy)), cluster_count_(cluster_count),
-      unread_(cluster_count) {}
+    : policy_(std::move(policy)), cluster_count_(cluster_count) {}
 
 CacheBudget::~CacheBudget() {
     if (pool_ != nullptr) {
@@ -94,10 +93,7 @@ void CacheBudget::unreserve(std::uint64_t count) {
 }
 
 void CacheBudget::stored(std::uint64_t first, std::uint64_t count,
-                         bool reserved, bool unasked) {
-    if (unasked) {
-        unread_.set_range(first, count);
-    }
+                         bool reserved) {
     if (reserved) {
         /* The room moves from reserved to resident, in the pool too. */
         IC_CHECK(count <= reserved_,
@@ -122,9 +118,7 @@ void CacheBudget::stored(std::uint64_t first, std::uint64_t count,
 
 void CacheBudget::touch(std::uint64_t first, std::uint64_t count) {
     for (std::uint64_t c = first; c < first + count; c++) {
-        if (unread_.clear(c) == 0) {
-            policy_->touch(c);
-        }
+        policy_->touch(c);
     }
 }
 
@@ -170,9 +164,6 @@ std::span<const CacheBudget::Run> CacheBudget::evict_begin() {
         chosen_.push_back(*victim);
     }
     std::sort(chosen_.begin(), chosen_.end());
-    for (const std::uint64_t c : chosen_) {
-        unread_.clear(c);
-    }
     victims_.clear();
     for (const std::uint64_t c : chosen_) {
         if (!victims_.empty() &&

@@ -10,7 +10,6 @@
 
 #include "intellicache-core.h"
 
-#include "ic_bitmap.hpp"
 #include "ic_eviction.hpp"
 #include "ic_pool.hpp"
 
@@ -83,8 +82,7 @@ public:
     std::uint64_t resident() const { return policy_->resident(); }
     std::uint64_t used() const { return resident() + reserved_ + freeing_; }
     std::uint64_t memory_bytes() const {
-        return policy_->memory_bytes() + victims_.capacity() * sizeof(Run) +
-               unread_.word_count() * sizeof(std::uint64_t);
+        return policy_->memory_bytes() + victims_.capacity() * sizeof(Run);
     }
 
     /* Take room for @count clusters about to be stored; false if none. */
@@ -94,14 +92,15 @@ public:
     /*
      * Clusters [first, first + count) were stored: resident.  @reserved:
      * their room was reserved (a fetch admitted before the cache was
-     * bounded was not).  @unasked: nobody has read them yet (read-ahead,
-     * prefetch), so their first hit is their first use, not a reuse.
+     * bounded was not).
      */
-    void stored(std::uint64_t first, std::uint64_t count, bool reserved,
-                bool unasked);
+    void stored(std::uint64_t first, std::uint64_t count, bool reserved);
     /* Cluster @index was found stored at open (before attach_pool()). */
     void load(std::uint64_t index) { policy_->load(index); }
-    /* A read hit clusters [first, first + count). */
+    /*
+     * A read reused clusters [first, first + count).  The core does not
+     * pass the first pass over data loaded ahead (see Core::note_hit()).
+     */
     void touch(std::uint64_t first, std::uint64_t count);
 
     /*
@@ -145,13 +144,6 @@ private:
     std::uint64_t reserved_ = 0;
     std::uint64_t freeing_ = 0;
     bool evicting_ = false;
-    /*
-     * Clusters stored by read-ahead or prefetch and not read since: the
-     * reader's first hit of such a cluster is not passed to the policy,
-     * or every cluster a sequential reader reads behind its read-ahead
-     * would look read twice (one bit per cluster of the base).
-     */
-    ClusterBitmap unread_;
     std::vector<std::uint64_t> chosen_; /* scratch of evict_begin() */
     std::vector<Run> victims_;          /* the batch, in cluster order */
 };

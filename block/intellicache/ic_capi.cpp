@@ -80,6 +80,7 @@
 #include "ic_core.hpp"
 #include "ic_fingerprint.hpp"
 #include "ic_geometry.hpp"
+#include "ic_latency.hpp"
 #include "ic_message.hpp"
 #include "ic_meta_codec.hpp"
 #include "ic_open_decision.hpp"
@@ -471,6 +472,33 @@ uint64_t ic_core_present_run(const IcCore *core, uint64_t offset,
         *present = run.present;
         return run.bytes;
     });
+}
+
+struct IcLatency {
+    intellicache::LatencySet set;
+};
+
+IcLatency *ic_latency_new(void) {
+    return new (std::nothrow) IcLatency;
+}
+
+void ic_latency_free(IcLatency *lat) {
+    delete lat;
+}
+
+void ic_latency_record(IcLatency *lat, IcLatencyKind kind, uint64_t ns) {
+    lat->set[kind].record(ns);
+}
+
+void ic_latency_get(const IcLatency *lat, IcLatencyKind kind,
+                    IcLatencySnapshot *snap) {
+    *snap = lat->set[kind].snapshot();
+}
+
+uint64_t ic_latency_bound(unsigned i) {
+    IC_CHECK(i + 1 < IC_LATENCY_BINS,
+             "ic_latency_bound() of bin %u: the last bin has no bound", i);
+    return intellicache::LatencyHistogram::upper_bound_ns(i);
 }
 
 IcHealth *ic_health_new(IcBaseState initial) {

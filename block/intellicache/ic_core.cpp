@@ -84,8 +84,8 @@ Core::Core(const Geometry &geometry, std::uint64_t instance,
            std::uint64_t max_fetch_clusters, std::uint32_t max_inflight)
     : geometry_(geometry), instance_(instance),
       max_fetch_clusters_(max_fetch_clusters),
-      present_(geometry.cluster_count()), sequential_(0, geometry.base_size()),
-      slots_(max_inflight),
+      present_(geometry.cluster_count()), ahead_(geometry.cluster_count()),
+      sequential_(0, geometry.base_size()), slots_(max_inflight),
       pool_(max_fetch_clusters * geometry.cluster_size()) {}
 
 IcMetaStatus Core::load_meta_block(std::uint64_t index,
@@ -144,20 +144,22 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     stats_.miss_bytes += counters.miss_bytes;
     stats_.wait_bytes += counters.wait_bytes;
     stats_.fetches += counters.fetches;
-    if (budget_) {
-        for (const IcSegment &seg : segs.first(n)) {
-            if (seg.kind == IC_SEG_HIT) {
-                touch(seg);
-            } else if (seg.kind == IC_SEG_FETCH) {
-                known_fetch(seg.fetch, "ic_core_plan").scan =
-                    scan_.in_scan(seg.fetch_offset);
-            }
+    for (const IcSegment &seg : segs.first(n)) {
+        if (seg.kind == IC_SEG_HIT) {
+            note_hit(seg);
+        } else if (budget_ && seg.kind == IC_SEG_FETCH) {
+            known_fetch(seg.fetch, "ic_core_plan").scan =
+                scan_.in_scan(seg.fetch_offset);
         }
     }
     return n;
 }
 
 /*
+ * Data loaded ahead is counted as such until a read reaches the end of its
+ * cluster: a sequential reader reads a cluster in several requests, and
+ * each of them reads data the read-ahead brought.
+ *
  * A hit that continues in the cluster the previous hit ended in is the
  * same use of it: small sequential reads within a large cluster would
  * otherwise count as reuse, and a scan in 4 KiB reads over 64 KiB
@@ -165,14 +167,22 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
  * measures it: the boot set of the scan workload kept 0% instead of
  * 100%).
  */
-void Core::touch(const IcSegment &seg) {
-    std::uint64_t first = geometry_.cluster_of(seg.offset);
-    const std::uint64_t last = geometry_.cluster_of(seg.offset + seg.bytes - 1);
-    if (first == last_touched_) {
-        first++;
-    }
-    if (first <= last) {
-        budget_->touch(first, last - first + 1);
+void Core::note_hit(const IcSegment &seg) {
+    const std::uint64_t end = seg.offset + seg.bytes;
+    const std::uint64_t first = geometry_.cluster_of(seg.offset);
+    const std::uint64_t last = geometry_.cluster_of(end - 1);
+    for (std::uint64_t c = first; c <= last; c++) {
+        if (ahead_.test(c)) {
+            const std::uint64_t c_end = geometry_.clusters_end(c + 1);
+            stats_.hit_ahead_bytes +=
+                std::min(end, c_end) -
+                std::max(seg.offset, geometry_.cluster_start(c));
+            if (end >= c_end) {
+                ahead_.clear(c);
+            }
+        } else if (budget_ && c != last_touched_) {
+            budget_->touch(c, 1);
+        }
     }
     last_touched_ = last;
 }
@@ -300,9 +310,12 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
         (f.zeros ? stats_.zeroed_bytes : stats_.stored_bytes) += bytes;
         present_.set_range(f.first, f.count);
         durability_.note_stored(f.first, f.count);
+        if (f.unasked && !f.zeros) {
+            ahead_.set_range(f.first, f.count);
+        }
         /* Zeros take no room: they are not the policy's to evict. */
         if (budget_ && !f.zeros) {
-            budget_->stored(f.first, f.count, f.reserved, f.unasked);
+            budget_->stored(f.first, f.count, f.reserved);
             f.reserved = false;
         }
     } else {
@@ -570,6 +583,7 @@ std::size_t Core::evict_begin() {
     const auto runs = budget_->evict_begin();
     for (const CacheBudget::Run &r : runs) {
         present_.clear_range(r.first, r.count);
+        ahead_.clear_range(r.first, r.count);
         durability_.note_cleared(r.first, r.count);
         stats_.evicted_clusters += r.count;
     }

@@ -173,8 +173,11 @@ private:
     bool budget_admits(Fetch &f);
     /* Gives back the room @f holds in the budget, if any. */
     void unreserve(Fetch &f);
-    /* Notes a hit of the clusters of HIT segment @seg with the policy. */
-    void touch(const IcSegment &seg);
+    /*
+     * Notes HIT segment @seg: where its bytes came from, and its reuse of
+     * clusters with the policy of a bounded cache.
+     */
+    void note_hit(const IcSegment &seg);
     /*
      * No fetch in flight and nothing queued to store: fetches queued or
      * being written are still in the inflight table, so one test does.
@@ -185,6 +188,16 @@ private:
     std::uint64_t instance_;
     std::uint64_t max_fetch_clusters_;
     ClusterBitmap present_;
+    /*
+     * Clusters stored by read-ahead or prefetch that no read has gone
+     * through to the end of yet: hits in them are the reader's first pass
+     * over data loaded ahead of it (counted in hit_ahead_bytes), not
+     * reuse (not passed to the policy).  Without the second, every
+     * cluster a sequential reader reads behind its read-ahead would look
+     * read twice.  One bit per cluster of the base, resident only where
+     * data was loaded ahead (ClusterBitmap).
+     */
+    ClusterBitmap ahead_;
     InflightTable inflight_;
     DurabilityTracker durability_;
     SequentialDetector sequential_;
@@ -197,7 +210,7 @@ private:
     PoolBudget *host_pool_ = nullptr; /* the pool the budget joins, if any */
     void *host_pool_opaque_ = nullptr;
     ScanFilter scan_;
-    std::uint64_t last_touched_ = UINT64_MAX; /* see touch() */
+    std::uint64_t last_touched_ = UINT64_MAX; /* see note_hit() */
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };
 

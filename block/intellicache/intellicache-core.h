@@ -910,6 +910,7 @@ void ic_profile_recorder_encode(const IcProfileRecorder *r, uint8_t *out);
 
 typedef struct IcStats {
     uint64_t hit_bytes;         /* guest bytes served from the cache */
+    uint64_t hit_ahead_bytes;   /* the part of hit_bytes loaded ahead */
     uint64_t miss_bytes;        /* guest bytes served by new fetches */
     uint64_t wait_bytes;        /* guest bytes served by joining a fetch */
     uint64_t fetches;           /* base reads issued */
@@ -933,6 +934,48 @@ typedef struct IcStats {
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);
+
+/* ---- Latency histograms ---- */
+
+/*
+ * What a histogram times.  The glue measures; the histograms only count.
+ *   HIT    a user read served wholly from the cache file
+ *   MISS   a user read that needed the base: a fetch of its own, or one
+ *          in flight it joined (including reads that failed)
+ *   FETCH  one read of the base by a fetch (demand, read-ahead, prefetch)
+ *   STORE  one write of fetched data into the cache file
+ */
+typedef enum IcLatencyKind {
+    IC_LATENCY_HIT,
+    IC_LATENCY_MISS,
+    IC_LATENCY_FETCH,
+    IC_LATENCY_STORE,
+    IC_LATENCY_KINDS,
+} IcLatencyKind;
+
+/*
+ * Bin 0: under 1 us; bin i: [2^(i-1) us, 2^i us); the last bin: from
+ * ic_latency_bound(IC_LATENCY_BINS - 2) on.  Counts are cumulative since
+ * the histograms were made, not per bin range.
+ */
+#define IC_LATENCY_BINS 28
+
+typedef struct IcLatencySnapshot {
+    uint64_t bins[IC_LATENCY_BINS];
+    uint64_t sum_ns; /* of every duration recorded */
+} IcLatencySnapshot;
+
+typedef struct IcLatency IcLatency;
+
+/* NULL if out of memory. */
+IcLatency *ic_latency_new(void);
+void ic_latency_free(IcLatency *lat);
+/* Thread-safe and lock-free: callable from any thread without the lock. */
+void ic_latency_record(IcLatency *lat, IcLatencyKind kind, uint64_t ns);
+void ic_latency_get(const IcLatency *lat, IcLatencyKind kind,
+                    IcLatencySnapshot *snap);
+/* The exclusive upper bound of bin @i (< IC_LATENCY_BINS - 1), in ns. */
+uint64_t ic_latency_bound(unsigned i);
 
 /* True if cluster @index is present (for tests and tools). */
 bool ic_core_cluster_present(const IcCore *core, uint64_t index);

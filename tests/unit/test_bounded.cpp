@@ -9,6 +9,7 @@
 
 #include "ic_budget.hpp"
 #include "ic_message.hpp"
+#include "unit_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -47,27 +48,9 @@ IcStats stats_of(const IcCore *core) {
     return st;
 }
 
-/*
- * Read clusters [first, first + count) as a user read and push the fetch
- * through the store pipeline.  Returns true if it was stored.
- */
+/* Read clusters [first, first + count) and store them: true if stored. */
 bool read_and_store(IcCore *core, uint64_t first, uint64_t count) {
-    IcSegment seg;
-    EXPECT_EQ(ic_core_plan(core, first * kCs, count * kCs, &seg, 1), 1U);
-    if (seg.kind != IC_SEG_FETCH) {
-        return false;
-    }
-    ic_core_fetch_done(core, seg.fetch, true);
-    if (!ic_core_store_admit(core, seg.fetch)) {
-        return false;
-    }
-    EXPECT_TRUE(ic_core_store_writer_start(core));
-    IcStoreJob job;
-    EXPECT_TRUE(ic_core_store_next(core, &job));
-    EXPECT_TRUE(job.write);
-    ic_core_fetch_stored(core, job.fetch, true);
-    EXPECT_FALSE(ic_core_store_next(core, &job));
-    return true;
+    return unit::read_and_store(core, first * kCs, count * kCs);
 }
 
 bool present(IcCore *core, uint64_t cluster) {
@@ -351,13 +334,7 @@ TEST(Bounded, ReadAheadDataReadOnceIsNotAReuse) {
     IcSegment seg;
     ASSERT_EQ(ic_core_plan_read_ahead(core, 0, 8 * kCs, &seg), 1U);
     ASSERT_EQ(seg.kind, IC_SEG_FETCH);
-    ic_core_fetch_done(core, seg.fetch, true);
-    ASSERT_TRUE(ic_core_store_admit(core, seg.fetch));
-    ASSERT_TRUE(ic_core_store_writer_start(core));
-    IcStoreJob job;
-    ASSERT_TRUE(ic_core_store_next(core, &job));
-    ic_core_fetch_stored(core, job.fetch, true);
-    ASSERT_FALSE(ic_core_store_next(core, &job));
+    ASSERT_TRUE(unit::store_fetch(core, seg));
     ASSERT_TRUE(read_and_store(core, 100, 8));
     /* Each cluster is read once more, one read per cluster. */
     for (const uint64_t first : {0U, 100U}) {

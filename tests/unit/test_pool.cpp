@@ -8,6 +8,7 @@
 #include "intellicache-core.h"
 
 #include "ic_pool.hpp"
+#include "unit_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -133,21 +134,7 @@ IcCore *member(IcPool *pool, void *opaque, uint64_t cache_size = 0) {
 }
 
 bool store(IcCore *core, uint64_t first, uint64_t count) {
-    IcSegment seg;
-    EXPECT_EQ(ic_core_plan(core, first * kCs, count * kCs, &seg, 1), 1U);
-    if (seg.kind != IC_SEG_FETCH) {
-        return false;
-    }
-    ic_core_fetch_done(core, seg.fetch, true);
-    if (!ic_core_store_admit(core, seg.fetch)) {
-        return false;
-    }
-    EXPECT_TRUE(ic_core_store_writer_start(core));
-    IcStoreJob job;
-    EXPECT_TRUE(ic_core_store_next(core, &job));
-    ic_core_fetch_stored(core, job.fetch, true);
-    EXPECT_FALSE(ic_core_store_next(core, &job));
-    return true;
+    return unit::read_and_store(core, first * kCs, count * kCs);
 }
 
 void free_batch(IcCore *core) {

@@ -24,6 +24,35 @@ namespace unit {
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 
+/*
+ * Push the fetch of @seg (planned, not yet done) through the store
+ * pipeline as the glue does, with the base read succeeding.  Returns true
+ * if it was stored: false if the core did not admit it.
+ */
+inline bool store_fetch(IcCore *core, const IcSegment &seg) {
+    ic_core_fetch_done(core, seg.fetch, true);
+    if (!ic_core_store_admit(core, seg.fetch)) {
+        return false;
+    }
+    EXPECT_TRUE(ic_core_store_writer_start(core));
+    IcStoreJob job;
+    EXPECT_TRUE(ic_core_store_next(core, &job));
+    EXPECT_TRUE(job.write);
+    ic_core_fetch_stored(core, job.fetch, true);
+    EXPECT_FALSE(ic_core_store_next(core, &job));
+    return true;
+}
+
+/*
+ * A user read of [offset, offset + bytes) that misses in one fetch, pushed
+ * through the store pipeline.  Returns true if its data was stored.
+ */
+inline bool read_and_store(IcCore *core, uint64_t offset, uint64_t bytes) {
+    IcSegment seg;
+    EXPECT_EQ(ic_core_plan(core, offset, bytes, &seg, 1), 1U);
+    return seg.kind == IC_SEG_FETCH && store_fetch(core, seg);
+}
+
 /* Checks that @segs are contiguous, in order, start at @offset and cover
  * exactly @bytes (or, with @prefix, at most @bytes). */
 inline void expect_coverage(const std::vector<IcSegment> &segs, uint64_t offset,
