@@ -160,6 +160,8 @@ int cmd_inspect(const Invocation &inv, std::ostream &out) {
         add("instance", json_object_new_uint64(file.header().instance));
         add("cluster-size", json_object_new_uint64(g.cluster_size()));
         add("cluster-count", json_object_new_uint64(g.cluster_count()));
+        add("meta-offset", json_object_new_uint64(g.raw().meta_offset));
+        add("data-offset", json_object_new_uint64(g.raw().data_offset));
         add("recorded-clusters", json_object_new_uint64(recorded));
         add("fill", json_object_new_double(fill));
         add("file-size", json_object_new_uint64(file.file_size()));
