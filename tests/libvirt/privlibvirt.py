@@ -81,9 +81,10 @@ def missing():
     """What is missing to run libvirt here, or None."""
     if os.geteuid() != 0:
         return "not root (libvirtd's QEMU driver and the mount namespace need it)"
-    for prog in ("libvirtd", "virtlogd", "virsh", "virt-xml-validate", "unshare"):
+    for prog in ("libvirtd", "virtlogd", "virsh", "virt-xml-validate", "xmllint", "unshare"):
         if shutil.which(prog) is None:
-            return f"no {prog} (libvirt-daemon, libvirt-clients: scripts/setup-deps.sh)"
+            return (f"no {prog} (libvirt-daemon, libvirt-clients, libxml2-utils: "
+                    "scripts/setup-deps.sh)")
     if not os.path.exists(DRIVER):
         return f"no {DRIVER} (libvirt-daemon-driver-qemu)"
     try:
