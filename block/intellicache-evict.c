@@ -111,7 +111,7 @@ static bool coroutine_fn GRAPH_RDLOCK ic_co_evict_batch(BlockDriverState *bs)
             s->evicting = false;
             return false;
         }
-        ic_core_evict_begin(s->core);
+        trace_intellicache_evict_batch(bs, ic_core_evict_begin(s->core));
         epoch = s->pin_epoch;
         s->pin_epoch ^= 1;
     }
@@ -126,6 +126,7 @@ static bool coroutine_fn GRAPH_RDLOCK ic_co_evict_batch(BlockDriverState *bs)
         /* The sync wrote nothing: the node is no longer active. */
         ret = -EROFS;
     }
+    trace_intellicache_evict_done(bs, ret);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ic_core_evict_end(s->core);
         if (ret < 0) {
@@ -226,8 +227,12 @@ ic_co_evict_leftovers(BlockDriverState *bs)
                                        ranges, ARRAY_SIZE(ranges));
             }
             for (size_t i = 0; i < n; i++) {
-                int r = bdrv_co_pdiscard(s->cache, ranges[i].offset,
-                                         ranges[i].bytes);
+                int r;
+
+                trace_intellicache_evict_leftover(bs, ranges[i].offset,
+                                                  ranges[i].bytes);
+                r = bdrv_co_pdiscard(s->cache, ranges[i].offset,
+                                     ranges[i].bytes);
                 if (r < 0) {
                     return r;
                 }

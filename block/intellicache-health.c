@@ -67,6 +67,8 @@ void ic_health_note_locked(BlockDriverState *bs, IcBaseEvent ev,
     va_start(ap, fmt);
     reason = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    trace_intellicache_base_state(bs, ic_base_state_name(old),
+                                  ic_base_state_name(new), reason);
 
     qapi_event_send_intellicache_base_state_change(bdrv_get_node_name(bs),
                                                    ic_qapi_base_state(old),
@@ -151,6 +153,7 @@ static void coroutine_fn ic_probe_entry(void *opaque)
     }
     bdrv_graph_co_rdunlock();
     qemu_vfree(buf);
+    trace_intellicache_probe(bs, ret);
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         s->probe_running = false;

@@ -40,6 +40,7 @@
 #include "qapi/qapi-types-intellicache.h"
 #include "intellicache-core.h"
 #include "intellicache-module.h"
+#include "trace/trace-block_intellicache.h"
 
 #define IC_OPT_CLUSTER_SIZE "cluster-size"
 #define IC_OPT_MAX_INFLIGHT "max-inflight"
@@ -106,7 +107,22 @@ typedef struct IcRead {
     bool timed_out;         /* a piece stopped waiting at the deadline */
     bool failed_fast;       /* it missed while the base was down */
     bool read_ahead_failed; /* a piece's read-ahead fetch failed */
+    bool missed;            /* a piece needed the base (miss-latency) */
 } IcRead;
+
+/* For trace events: what a fetch is for. */
+static inline const char *ic_fetch_kind_name(IcFetchKind kind)
+{
+    switch (kind) {
+    case IC_FETCH_DEMAND:
+        return "demand";
+    case IC_FETCH_READ_AHEAD:
+        return "read-ahead";
+    case IC_FETCH_PREFETCH:
+        return "prefetch";
+    }
+    return "?";
+}
 
 struct BDRVIntellicacheState {
     /* Set by open, unchanged until close. */
@@ -117,6 +133,7 @@ struct BDRVIntellicacheState {
     char *pool_id;              /* the pool option, or NULL */
     IntellicachePool *pool_obj; /* the pool object joined, or NULL */
     IcPool *pool;               /* its budget (thread-safe), or NULL */
+    IcLatency *latency;         /* histograms: lock-free, any thread */
 
     /* Main loop: the options as given, and in effect (reopen changes). */
     IcOptions opts;

@@ -23,6 +23,7 @@
 #include "qemu/cutils.h"
 #include "qom/object_interfaces.h"
 #include "intellicache-module.h"
+#include "trace/trace-block_intellicache.h"
 
 struct IntellicachePool {
     Object parent_obj;
@@ -161,6 +162,9 @@ void *intellicache_pool_join(IntellicachePool *pool,
     }
     pool->members++;
     object_ref(OBJECT(pool));
+    trace_intellicache_pool_join(
+        object_get_canonical_path_component(OBJECT(pool)), pool->size,
+        pool->members);
     return pool->budget;
 }
 
@@ -169,6 +173,8 @@ void intellicache_pool_leave(IntellicachePool *pool)
     GLOBAL_STATE_CODE();
     assert(pool->members > 0);
     pool->members--;
+    trace_intellicache_pool_leave(
+        object_get_canonical_path_component(OBJECT(pool)), pool->members);
     object_unref(OBJECT(pool));
 }
 

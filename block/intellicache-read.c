@@ -158,7 +158,15 @@ static void coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
     if (skip) {
         ret = -EIO;
     } else if (f->buf) {
+        int64_t start_ns = get_clock();
+        uint64_t ns;
+
+        trace_intellicache_fetch_start(bs, f, ic_fetch_kind_name(f->kind),
+                                       f->offset, f->bytes);
         ret = bdrv_co_pread(bs->file, f->offset, f->bytes, f->buf, 0);
+        ns = get_clock() - start_ns;
+        ic_latency_record(s->latency, IC_LATENCY_FETCH, ns);
+        trace_intellicache_fetch_done(bs, f, ret, ns);
     } else {
         ret = -ENOMEM;
     }
@@ -210,7 +218,7 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
                                         size_t max)
 {
     BDRVIntellicacheState *s = bs->opaque;
-    uint64_t end = offset + bytes;
+    uint64_t start = offset, end = offset + bytes;
     size_t n = 0;
 
     while (offset < end && n < max &&
@@ -231,6 +239,9 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
             qemu_co_queue_next(&s->slot_queue);
         }
         offset += seg.bytes;
+    }
+    if (n) {
+        trace_intellicache_read_ahead(bs, start, offset - start, n);
     }
     return n;
 }
@@ -380,18 +391,24 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
     uint64_t ra_offset, ra_bytes;
     size_t n, n_cos = 0;
 
+    unsigned hits = 0, waits = 0;
+
     pins->count = 0;
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         while (s->reloading) {
             qemu_co_queue_wait(&s->reload_queue, &s->lock);
         }
         if (ic_core_cache_state(s->core) == IC_CACHE_BYPASSED) {
+            rd->missed = true;
+            trace_intellicache_read_bypass(bs, offset, bytes);
             return IC_PLAN_BYPASS;
         }
         if (first && ic_health_fails_fast(s->health, rd->timeout_ms) &&
             !ic_range_cached_locked(s, offset, bytes)) {
             ic_health_count(s->health, IC_HEALTH_FAST_FAILS);
             rd->failed_fast = true;
+            rd->missed = true;
+            trace_intellicache_read_fail_fast(bs, offset, bytes);
             return -EIO;
         }
         /*
@@ -407,8 +424,9 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
         pins->epoch = s->pin_epoch;
         for (size_t i = 0; i < n; i++) {
             fetches[i] = NULL;
-            if (segs[i].kind == IC_SEG_HIT && s->bounded) {
-                pins->count++;
+            if (segs[i].kind == IC_SEG_HIT) {
+                hits++;
+                pins->count += s->bounded;
             }
             if (segs[i].kind == IC_SEG_FETCH) {
                 fetches[i] = ic_fetch_new_locked(bs, &segs[i],
@@ -418,6 +436,7 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
                                                      fetches[i]);
             } else if (segs[i].kind == IC_SEG_WAIT) {
                 fetches[i] = segs[i].opaque;
+                waits++;
             }
             if (fetches[i]) {
                 qatomic_inc(&fetches[i]->refcnt); /* the reader's */
@@ -426,6 +445,9 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
         if (pins->count) {
             qatomic_add(&s->pins[pins->epoch], pins->count);
         }
+        rd->missed = rd->missed || hits < n;
+        trace_intellicache_read_plan(bs, offset, bytes, n, hits,
+                                     n - hits - waits, waits);
         if (read_ahead) {
             n_cos += ic_plan_read_ahead_locked(bs, ra_offset, ra_bytes,
                                                cos + n_cos,
@@ -526,6 +548,58 @@ static int ic_read_gave_up(BlockDriverState *bs, const IcRead *rd)
  * error may pass and its miss-timeout is not over.  At the deadline it
  * fails with EIO.
  */
+static int coroutine_fn GRAPH_RDLOCK
+ic_co_read(BlockDriverState *bs, IcRead *rd, int64_t offset, int64_t bytes,
+           QEMUIOVector *qiov, size_t qiov_offset)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    int ra_retries = IC_READ_AHEAD_RETRIES;
+    bool may_read_ahead = true;
+    uint64_t delay_ms;
+
+    for (unsigned attempt = 1;; attempt++) {
+        uint64_t waited_ms = 0;
+        int ret;
+
+        rd->read_ahead_failed = false;
+        ret = ic_co_read_range(bs, rd, offset, bytes, qiov, qiov_offset,
+                               may_read_ahead, attempt == 1);
+        may_read_ahead = false;
+        if (ret >= 0 || rd->failed_fast) {
+            return ret;
+        }
+        if (rd->timed_out) {
+            return ic_read_gave_up(bs, rd);
+        }
+        if (rd->read_ahead_failed && ra_retries-- > 0) {
+            attempt--;
+            continue;
+        }
+        if (rd->start_ns) {
+            waited_ms = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
+                         rd->start_ns) / SCALE_MS;
+        }
+        if (!ic_miss_retry(-ret, attempt, waited_ms, rd->timeout_ms,
+                           &delay_ms)) {
+            if (rd->timeout_ms && ic_base_error_transient(-ret)) {
+                return ic_read_gave_up(bs, rd);
+            }
+            return ret;
+        }
+        WITH_QEMU_LOCK_GUARD(&s->lock) {
+            ic_health_count(s->health, IC_HEALTH_RETRIES);
+        }
+        trace_intellicache_read_retry(bs, offset, bytes, attempt, ret,
+                                      delay_ms);
+        qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, delay_ms * SCALE_MS);
+    }
+}
+
+/*
+ * A user read, timed: into the hit histogram if it was served from the
+ * cache file alone, into the miss histogram if any piece of it needed the
+ * base.  Prefetch requests only warm the cache and are not user reads.
+ */
 int coroutine_fn GRAPH_RDLOCK
 ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
                   QEMUIOVector *qiov, size_t qiov_offset,
@@ -533,49 +607,22 @@ ic_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVIntellicacheState *s = bs->opaque;
     IcRead rd = { .timeout_ms = s->settings.miss_timeout_ms };
-    int ra_retries = IC_READ_AHEAD_RETRIES;
-    bool may_read_ahead = true;
-    uint64_t delay_ms;
+    int64_t start_ns;
+    uint64_t ns;
+    int ret;
 
     if (flags & BDRV_REQ_PREFETCH) {
         return ic_co_prefetch_read(bs, offset, bytes);
     }
     ic_profile_note(bs, offset, bytes);
 
-    for (unsigned attempt = 1;; attempt++) {
-        uint64_t waited_ms = 0;
-        int ret;
-
-        rd.read_ahead_failed = false;
-        ret = ic_co_read_range(bs, &rd, offset, bytes, qiov, qiov_offset,
-                               may_read_ahead, attempt == 1);
-        may_read_ahead = false;
-        if (ret >= 0 || rd.failed_fast) {
-            return ret;
-        }
-        if (rd.timed_out) {
-            return ic_read_gave_up(bs, &rd);
-        }
-        if (rd.read_ahead_failed && ra_retries-- > 0) {
-            attempt--;
-            continue;
-        }
-        if (rd.start_ns) {
-            waited_ms = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
-                         rd.start_ns) / SCALE_MS;
-        }
-        if (!ic_miss_retry(-ret, attempt, waited_ms, rd.timeout_ms,
-                           &delay_ms)) {
-            if (rd.timeout_ms && ic_base_error_transient(-ret)) {
-                return ic_read_gave_up(bs, &rd);
-            }
-            return ret;
-        }
-        WITH_QEMU_LOCK_GUARD(&s->lock) {
-            ic_health_count(s->health, IC_HEALTH_RETRIES);
-        }
-        qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, delay_ms * SCALE_MS);
-    }
+    start_ns = get_clock();
+    ret = ic_co_read(bs, &rd, offset, bytes, qiov, qiov_offset);
+    ns = get_clock() - start_ns;
+    ic_latency_record(s->latency,
+                      rd.missed ? IC_LATENCY_MISS : IC_LATENCY_HIT, ns);
+    trace_intellicache_read_done(bs, offset, bytes, ret, !rd.missed, ns);
+    return ret;
 }
 
 /*
@@ -626,6 +673,7 @@ static int64_t ic_record_zeros(BlockDriverState *bs, int64_t offset,
                 continue; /* cached, or being fetched, meanwhile */
             }
             f = ic_fetch_new_locked(bs, &seg, IC_FETCH_READ_AHEAD, true);
+            trace_intellicache_zero_fill(bs, f->offset, f->bytes);
             ic_core_fetch_done(s->core, f->id, true);
             admitted[n] = ic_core_store_admit(s->core, f->id);
             if (!admitted[n]) {

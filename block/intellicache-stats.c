@@ -31,6 +31,7 @@ typedef struct IcSnapshot {
     IcCacheState state;
     IcBaseState base_state;
     uint64_t health[IC_HEALTH_COUNTERS];
+    bool bounded;
 } IcSnapshot;
 
 static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
@@ -44,6 +45,7 @@ static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
         ic_core_get_stats(s->core, &snap->stats);
         snap->state = ic_core_cache_state(s->core);
         snap->base_state = ic_health_state(s->health);
+        snap->bounded = s->bounded;
         for (int i = 0; i < IC_HEALTH_COUNTERS; i++) {
             snap->health[i] = ic_health_counter(s->health, i);
         }
@@ -94,6 +96,43 @@ ImageInfoSpecific *ic_get_specific_info(BlockDriverState *bs, Error **errp)
     return spec;
 }
 
+/* The tunables in effect (main loop: reopen changes them there). */
+static IntellicacheSettings *ic_qapi_settings(const IcSettings *set,
+                                              bool bounded)
+{
+    IntellicacheSettings *info = g_new(IntellicacheSettings, 1);
+
+    *info = (IntellicacheSettings) {
+        .max_inflight = set->max_inflight,
+        .max_fetch = set->max_fetch,
+        .read_ahead = set->read_ahead,
+        .miss_timeout = set->miss_timeout_ms / 1000,
+        .scan_threshold = bounded ? set->scan_threshold : 0,
+    };
+    return info;
+}
+
+/*
+ * A histogram as QMP shows it.  Read without the lock (recording takes
+ * none): the bins may be a few operations apart from each other.
+ */
+static IntellicacheLatency *ic_qapi_latency(const IcLatency *lat,
+                                            IcLatencyKind kind)
+{
+    IntellicacheLatency *info = g_new0(IntellicacheLatency, 1);
+    IcLatencySnapshot snap;
+
+    ic_latency_get(lat, kind, &snap);
+    for (int i = IC_LATENCY_BINS - 1; i >= 0; i--) {
+        QAPI_LIST_PREPEND(info->bins, snap.bins[i]);
+        if (i < IC_LATENCY_BINS - 1) {
+            QAPI_LIST_PREPEND(info->boundaries, ic_latency_bound(i));
+        }
+    }
+    info->sum_ns = snap.sum_ns;
+    return info;
+}
+
 BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
 {
     BDRVIntellicacheState *s = bs->opaque;
@@ -113,6 +152,7 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .cached_clusters = snap.stats.cached_clusters,
             .durable_clusters = snap.stats.durable_clusters,
             .hit_bytes = snap.stats.hit_bytes,
+            .hit_ahead_bytes = snap.stats.hit_ahead_bytes,
             .miss_bytes = snap.stats.miss_bytes,
             .wait_bytes = snap.stats.wait_bytes,
             .fetches = snap.stats.fetches,
@@ -142,6 +182,11 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
                              snap.geometry.cluster_size,
             .scan_bytes = snap.stats.scan_bytes,
             .no_room_bytes = snap.stats.no_room_bytes,
+            .settings = ic_qapi_settings(&s->settings, snap.bounded),
+            .hit_latency = ic_qapi_latency(s->latency, IC_LATENCY_HIT),
+            .miss_latency = ic_qapi_latency(s->latency, IC_LATENCY_MISS),
+            .fetch_latency = ic_qapi_latency(s->latency, IC_LATENCY_FETCH),
+            .store_latency = ic_qapi_latency(s->latency, IC_LATENCY_STORE),
         },
     };
     return stats;

@@ -29,6 +29,7 @@ void ic_cache_failed(BlockDriverState *bs, bool write, int err)
     BDRVIntellicacheState *s = bs->opaque;
     bool changed;
 
+    trace_intellicache_cache_failed(bs, write, err);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         changed = ic_core_cache_failed(s->core, write);
     }
@@ -99,6 +100,7 @@ ic_co_sync(BlockDriverState *bs, bool final)
         if (ret == 0) {
             ret = bdrv_co_flush(cache_bs);
         }
+        trace_intellicache_sync(bs, count, ret);
         WITH_QEMU_LOCK_GUARD(&s->lock) {
             ic_core_sync_end(s->core, ret == 0);
             if (ret < 0 && !s->sync_error_reported) {
@@ -256,13 +258,24 @@ static void coroutine_fn ic_store_writer_entry(void *opaque)
         if (!f) {
             break;
         }
-        if (job.write && job.zeros) {
-            /* A hole where the file system can: zeros cost no space. */
-            ret = bdrv_co_pwrite_zeroes(s->cache, job.cache_offset, job.bytes,
-                                        BDRV_REQ_MAY_UNMAP);
-        } else if (job.write) {
-            ret = bdrv_co_pwrite(s->cache, job.cache_offset, job.bytes,
-                                 f->buf, 0);
+        if (job.write) {
+            int64_t start_ns = get_clock();
+            uint64_t ns;
+
+            if (job.zeros) {
+                /* A hole where the file system can: zeros cost no space. */
+                ret = bdrv_co_pwrite_zeroes(s->cache, job.cache_offset,
+                                            job.bytes, BDRV_REQ_MAY_UNMAP);
+            } else {
+                ret = bdrv_co_pwrite(s->cache, job.cache_offset, job.bytes,
+                                     f->buf, 0);
+            }
+            ns = get_clock() - start_ns;
+            ic_latency_record(s->latency, IC_LATENCY_STORE, ns);
+            trace_intellicache_store(bs, f, f->offset, job.bytes, job.zeros,
+                                     ret, ns);
+        } else {
+            trace_intellicache_store_skip(bs, f, f->offset, f->bytes);
         }
         if (job.write) {
             WITH_QEMU_LOCK_GUARD(&s->lock) {

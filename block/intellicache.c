@@ -309,8 +309,9 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
         }
     }
     s->health = ic_health_new(s->has_base ? IC_BASE_UP : IC_BASE_DOWN);
-    if (!s->health) {
-        error_setg(errp, "Cannot allocate the base's health state");
+    s->latency = ic_latency_new();
+    if (!s->health || !s->latency) {
+        error_setg(errp, "Cannot allocate the node's state");
         ret = -ENOMEM;
         goto fail;
     }
@@ -326,12 +327,26 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     bdrv_graph_rdlock_main_loop();
     ic_evict_all(bs);
     bdrv_graph_rdunlock_main_loop();
+    if (trace_event_get_state_backends(TRACE_INTELLICACHE_OPEN)) {
+        IcStats st;
+
+        ic_core_get_stats(core, &st);
+        trace_intellicache_open(bs, bdrv_get_node_name(bs),
+                                bdrv_get_node_name(s->cache->bs),
+                                ic_core_geometry(core)->base_size,
+                                ic_core_geometry(core)->cluster_size,
+                                st.cached_clusters, s->bounded);
+    }
     return 0;
 
 fail:
     /* The core leaves the pool's budget first, then the node the pool. */
     ic_core_release(core);
     ic_pool_leave(s);
+    ic_health_free(s->health);
+    s->health = NULL;
+    ic_latency_free(s->latency);
+    s->latency = NULL;
     return ret;
 }
 
@@ -339,6 +354,7 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
 {
     BDRVIntellicacheState *s = bs->opaque;
 
+    trace_intellicache_close(bs);
     /* Drained by now: record what is still stored but unrecorded. */
     ic_profile_close(bs);
     ic_sync_timer_free(bs);
@@ -353,6 +369,8 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
     assert(QLIST_EMPTY(&s->base_ops) && !s->probe_running);
     ic_health_free(s->health);
     s->health = NULL;
+    ic_latency_free(s->latency);
+    s->latency = NULL;
     g_free(s->user_fingerprint);
     qemu_mutex_destroy(&s->lock);
 }
