@@ -43,6 +43,7 @@ def run(bench):
     res = {"reads": n, "region_bytes": region, "cached_clusters": state["cached-clusters"],
            "cluster_count": region // state["cluster-size"]}
     qemu_io = str(h.qemu_binary("qemu-io"))
+    hist = {}
     for name, o in opts.items():
         totals = {}
         for k, text in (("0", ""), (str(n), script)):
@@ -52,15 +53,25 @@ def run(bench):
                            env=h.qemu_env(), check=True, timeout=900,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             totals[k] = callgrind_total(out)
+            if name == "ic":
+                hist[k] = histogram_cost(out)
         res[name] = {"instructions_0": totals["0"], "instructions_n": totals[str(n)],
                      "per_read": (totals[str(n)] - totals["0"]) / n}
     res["ratio"] = res["ic"]["per_read"] / res["file"]["per_read"]
     res["bounded_ratio"] = res["ic-bounded"]["per_read"] / res["file"]["per_read"]
+    # The latency histograms' share of a warm hit: their instructions per
+    # read against the rest of the read's (what the read would cost
+    # without them).
+    per_read_hist = (hist[str(n)] - hist["0"]) / n
+    res["histogram_per_read"] = per_read_hist
+    res["histogram_overhead"] = per_read_hist / (res["ic"]["per_read"] - per_read_hist)
     bench.results["cpu"] = res
     log(f"      per warm 4 KiB read: intellicache {res['ic']['per_read']:.0f}, "
         f"bounded {res['ic-bounded']['per_read']:.0f}, "
         f"file {res['file']['per_read']:.0f} instructions ({res['ratio']:.2f}x, "
         f"bounded {res['bounded_ratio']:.2f}x)")
+    log(f"      latency histograms: {per_read_hist:.0f} instructions per read, "
+        f"{100 * res['histogram_overhead']:.2f}% more than without them")
 
 
 def warm_cache(d, base, cache, region):
@@ -85,3 +96,48 @@ def callgrind_total(path):
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
     raise h.HarnessError(f"no totals in {path}")
+
+
+# Callgrind's names for the clock read that get_clock() makes (inline in
+# the glue): the libc entry point, whatever its versioned name.
+CLOCK_READ = "clock_gettime"
+# The functions that time a read for the histograms.
+TIMED_READ = "ic_co_preadv_part"
+RECORD = "ic_latency_record"
+
+
+def histogram_cost(path):
+    """Instructions spent on the latency histograms in a callgrind profile:
+    the inclusive cost of every call of ic_latency_record(), and of the
+    clock reads the read path makes (ic_co_preadv_part() reads the clock
+    for the histograms only).  Parses callgrind's format: after a
+    "calls=" line, the next cost line is the inclusive cost of those calls;
+    names are compressed as "(id) name" on first use, "(id)" after."""
+    names = {}
+    fn = cfn = None
+    pending_call = False
+    cost = 0
+
+    def name_of(value):
+        value = value.strip()
+        if value.startswith("("):
+            ident, _, rest = value.partition(")")
+            rest = rest.strip()
+            if rest:
+                names[ident] = rest
+            return names.get(ident, rest)
+        return value
+
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("fn="):
+            fn = name_of(line[3:])
+        elif line.startswith("cfn="):
+            cfn = name_of(line[4:])
+        elif line.startswith("calls="):
+            pending_call = True
+        elif pending_call and line[:1] in "0123456789+-*":
+            pending_call = False
+            inclusive = int(line.split()[-1])
+            if cfn == RECORD or (fn == TIMED_READ and CLOCK_READ in (cfn or "")):
+                cost += inclusive
+    return cost

@@ -501,6 +501,12 @@ def render_rst(res, plots, rstdir):
         o.append(f"Ratio: {cpu['ratio']:.2f}"
                  + (f"; bounded: {cpu['bounded_ratio']:.2f}" if "bounded_ratio" in cpu else "")
                  + ".\n\n")
+        if "histogram_overhead" in cpu:
+            o.append(f"Of the intellicache node's instructions per read, "
+                     f"{cpu['histogram_per_read']:.0f} are the latency histograms' "
+                     f"(``ic_latency_record()`` and the clock reads of the read path): "
+                     f"{100 * cpu['histogram_overhead']:.2f}% more than the read without "
+                     f"them.\n\n")
 
     obs = observations(res)
     if obs:

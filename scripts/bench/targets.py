@@ -93,6 +93,11 @@ def evaluate_targets(res):
             add("CPU: instructions per warm 4 KiB read, bounded intellicache / file node",
                 cpu["bounded_ratio"], "<=", 1.15,
                 f"{cpu['ic-bounded']['per_read']:.0f} vs {cpu['file']['per_read']:.0f}")
+        if "histogram_overhead" in cpu:
+            add("CPU: latency histograms, more instructions per warm 4 KiB hit, %",
+                100 * cpu["histogram_overhead"], "<=", 3.0,
+                f"{cpu['histogram_per_read']:.0f} of {cpu['ic']['per_read']:.0f} per read "
+                "(ic_latency_record() and the read path's clock reads, callgrind)")
     w = res.get("warmup")
     if w:
         add(f"prefetch job, {w['size'] // MiB} MiB base, nbd-1ms: rate / base read directly "
