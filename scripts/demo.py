@@ -42,6 +42,54 @@ def hit_ratio(st):
     return st["hit-bytes"] / guest if guest else 0.0
 
 
+def origins(st):
+    """Where the bytes the reader got came from, as fractions: the cache
+    (data that was there before the reader came to it), data read-ahead
+    had loaded just ahead of the reader, and the base while the reader
+    waited (its own fetches, or fetches in flight it joined)."""
+    guest = st["hit-bytes"] + st["miss-bytes"] + st["wait-bytes"]
+    if not guest:
+        return 0.0, 0.0, 0.0
+    ahead = st.get("hit-ahead-bytes", 0)
+    return ((st["hit-bytes"] - ahead) / guest, ahead / guest,
+            (st["miss-bytes"] + st["wait-bytes"]) / guest)
+
+
+def percentile_us(hist, q):
+    """The bound (in us) under which a share @q of the histogram's
+    operations took: the upper bound of the bin where the cumulative
+    count reaches it; None if it counted nothing."""
+    if not hist:
+        return None
+    total = sum(hist["bins"])
+    if not total:
+        return None
+    seen = 0
+    for i, n in enumerate(hist["bins"]):
+        seen += n
+        if seen >= q * total:
+            if i < len(hist["boundaries"]):
+                return hist["boundaries"][i] / 1000
+            return float("inf")
+    return float("inf")
+
+
+def latency_text(st, kind):
+    hist = st.get(f"{kind}-latency")
+    count = sum(hist["bins"]) if hist else 0
+    plural = {"hit": "hits", "miss": "misses"}[kind]
+    if not count:
+        return f"no {plural}"
+    return (f"{count} {plural}, p50 < {duration(percentile_us(hist, 0.5))}, "
+            f"p99 < {duration(percentile_us(hist, 0.99))}")
+
+
+def duration(us):
+    if us >= 1000:
+        return f"{us / 1000:g} ms"
+    return f"{us:g} us"
+
+
 class Demo:
     def __init__(self, workdir, size):
         self.dir = Path(workdir)
@@ -72,7 +120,8 @@ class Demo:
                    f"{what}: fetch/store errors {st}")
         return {"what": what, "seconds": r.seconds, "mib_s": r.mib_per_s,
                 "fetched": st["fetched-bytes"], "hit_ratio": hit_ratio(st),
-                "match": match}
+                "origins": origins(st), "match": match,
+                "latency": f"{latency_text(st, 'hit')}; {latency_text(st, 'miss')}"}
 
     def run(self):
         export = self.dir / "export"
@@ -141,12 +190,28 @@ class Demo:
               "(nfs-ganesha, 127.0.0.1),")
         print("read whole by nbdcopy through qemu-storage-daemon + intellicache over NBD")
         print()
-        print(f"  {'':22} {'seconds':>8} {'MiB/s':>8} {'fetched from base':>18} "
-              f"{'hit ratio':>10}  checksum")
+        print(f"  {'':22} {'seconds':>8} {'MiB/s':>8} {'fetched from base':>18}"
+              f"   {'bytes read came from:':33}  checksum")
+        print(f"  {'':22} {'':>8} {'':>8} {'':>18}"
+              f"   {'cache':>9} {'read-ahead':>11} {'base wait':>10}")
         for r in rows:
+            cache, ahead, base = r["origins"]
             print(f"  {r['what']:22} {r['seconds']:8.2f} {r['mib_s']:8.1f} "
-                  f"{r['fetched'] / h.MiB:14.1f} MiB {100 * r['hit_ratio']:9.1f}%  "
+                  f"{r['fetched'] / h.MiB:14.1f} MiB   {100 * cache:8.1f}% "
+                  f"{100 * ahead:10.1f}% {100 * base:9.1f}%  "
                   f"{'match' if r['match'] else 'MISMATCH'}")
+        print()
+        print("  cache: data that was in the local cache before the reader came "
+              "to it;")
+        print("  read-ahead: data the node fetched from the base just ahead of "
+              "a sequential reader;")
+        print("  base wait: data the reader waited for while it was fetched "
+              "from the base.")
+        print()
+        print("  latency of reads, as the node saw them (its hit and miss "
+              "histograms):")
+        for r in rows:
+            print(f"  {r['what']:22} {r['latency']}")
         if fio_rows:
             print()
             print("  4 KiB random reads, queue depth 16 (fio, nbd engine)")
