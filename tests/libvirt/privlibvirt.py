@@ -16,7 +16,8 @@ driver alone: no network, nwfilter or storage driver is loaded, so there
 is no default network and no bridge or firewall rule.
 
 Both daemons are our children (unshare execs a shell that mounts and
-execs the daemon), stopped by their pids.  Every wait is bounded.
+execs the daemon), stopped by their pids, and get SIGTERM if the test
+process dies.  Every wait is bounded.
 """
 
 import os
@@ -24,6 +25,8 @@ import shutil
 import signal
 import subprocess
 import time
+
+from intellicache_harness.process import die_with_parent
 
 DRIVER = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"
 
@@ -148,7 +151,8 @@ class PrivateLibvirt:
             return subprocess.Popen(["unshare", "--mount", "--propagation", "private",
                                      self.path("ns.sh")] + argv,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    env=env, start_new_session=True)
+                                    env=env, start_new_session=True,
+                                    preexec_fn=die_with_parent)
         finally:
             log.close()
 

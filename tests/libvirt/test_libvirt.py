@@ -21,12 +21,14 @@ build/guest), IC_LIBVIRT_MIB (size of the disk, default 64),
 IC_LIBVIRT_KEEP=1 keeps the work directory.
 """
 
+import atexit
 import hashlib
 import os
 import random
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -256,8 +258,18 @@ class Env:
 
 def tearDownModule():  # pylint: disable=invalid-name
     if Env.instance is not None:
-        Env.instance.stop()
-        Env.instance = None
+        env, Env.instance = Env.instance, None
+        env.stop()
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# Stopped from outside (run.sh's timeout): the domains, libvirt and the
+# daemons are stopped all the same.
+signal.signal(signal.SIGTERM, _interrupted)
+atexit.register(tearDownModule)
 
 
 # -- the domains ----------------------------------------------------------
