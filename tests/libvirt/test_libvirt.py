@@ -35,7 +35,7 @@ import tempfile
 import time
 import unittest
 
-from intellicache_harness.common import REPO, log_tail, qemu_env, qsd_binary, \
+from intellicache_harness.common import REPO, qemu_env, qsd_binary, \
     unix_socket_ready, wait_until
 from intellicache_harness.process import Server
 from intellicache_harness.qmp import QMP
