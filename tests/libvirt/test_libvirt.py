@@ -22,8 +22,10 @@ IC_LIBVIRT_KEEP=1 keeps the work directory.
 """
 
 import atexit
+import grp
 import hashlib
 import os
+import pwd
 import random
 import re
 import shlex
@@ -290,6 +292,11 @@ class DomainRun:
         """Called once the domain started (the outage test's restart)."""
 
     @classmethod
+    def prepare(cls, xml):
+        """Called before the domain is defined; returns its XML."""
+        return xml
+
+    @classmethod
     def setUpClass(cls):
         cls.env = Env.get()
         cls.rec = {}
@@ -310,7 +317,8 @@ class DomainRun:
             f.write(doc_block(cls.BLOCK_NAME))
         xml = os.path.join(env.work, f"{cls.DOMAIN}.xml")
         with open(xml, "w", encoding="utf-8") as f:
-            f.write(domain_xml(cls.BLOCK_NAME, env.paths, cls.commands(env.size)))
+            f.write(cls.prepare(domain_xml(cls.BLOCK_NAME, env.paths,
+                                           cls.commands(env.size))))
         rec["validate"] = {"doc": xml_validate(doc_xml), "test": xml_validate(xml)}
         cls.console = os.path.join(env.paths.consoles, f"{cls.DOMAIN}.console.log")
         if os.path.exists(cls.console):
@@ -530,6 +538,61 @@ class VhostUserReconnectTest(DomainRun, unittest.TestCase):
         # from the cache the first daemon filled: nothing fetched again
         self.assertEqual(s1["fetched-bytes"], s0["fetched-bytes"], (s0, s1))
         self.assertGreaterEqual(s1["hit-bytes"] - s0["hit-bytes"], self.env.size, (s0, s1))
+
+    def test_guest_powered_off(self):
+        self.assertTrue(self.rec["state"].startswith("shut off"), self.rec["state"])
+        self.assertRegex(self.rec["console"], r"(?m)^IC BYE$", self.context())
+
+
+class VhostUserUnprivilegedTest(DomainRun, unittest.TestCase):
+    """The page's second way with permissions: QEMU runs as libvirt-qemu,
+    not root, and reaches the vhost-user socket because the socket's group
+    is libvirt-qemu with mode 0660 and the directories above it are
+    searchable (0711).  The test's qemu.conf says root, so this domain
+    alone gets libvirt-qemu with a static DAC <seclabel> (on a host with
+    Debian's qemu.conf, libvirt-qemu is the default anyway)."""
+
+    BLOCK_NAME = "libvirt-vhostuser-domain"
+    DOMAIN = "ic-vhostuser"
+
+    @classmethod
+    def prepare(cls, xml):
+        env = cls.env
+        cls.ids = (pwd.getpwnam("libvirt-qemu").pw_uid, grp.getgrnam("libvirt-qemu").gr_gid)
+        sock = next(option(env.argv, "--export", "addr.path"))
+        for d in (env.work, env.paths.run):
+            os.chmod(d, 0o711)
+        os.chown(sock, -1, cls.ids[1])
+        os.chmod(sock, 0o660)
+        st = os.stat(sock)
+        cls.rec["socket"] = (st.st_uid, st.st_gid, st.st_mode & 0o777)
+        label = (f"  <seclabel type='static' model='dac' relabel='no'>"
+                 f"<label>+{cls.ids[0]}:+{cls.ids[1]}</label></seclabel>\n")
+        return xml.replace("</domain>", label + "</domain>")
+
+    @classmethod
+    def while_running(cls):
+        """QEMU's real and effective user and group ids."""
+        pidfile = os.path.join(cls.env.libvirt.path("run", "qemu"), f"{cls.DOMAIN}.pid")
+        with open(pidfile, encoding="ascii") as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            status = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        cls.rec["uids"] = [int(x) for x in status["Uid"].split()[:2]]
+        cls.rec["gids"] = [int(x) for x in status["Gid"].split()[:2]]
+
+    def test_qemu_ran_as_libvirt_qemu(self):
+        self.assertEqual(self.rec["uids"], [self.ids[0]] * 2)
+        self.assertEqual(self.rec["gids"], [self.ids[1]] * 2)
+
+    def test_socket_for_its_group_only(self):
+        self.assertEqual(self.rec["socket"], (0, self.ids[1], 0o660))
+
+    def test_cold_data(self):
+        self.check_sums("cold")
+
+    def test_warm_data(self):
+        self.check_sums("warm")
 
     def test_guest_powered_off(self):
         self.assertTrue(self.rec["state"].startswith("shut off"), self.rec["state"])
