@@ -21,7 +21,8 @@ done
 
 mapfile -t cxx < <(git ls-files 'block/intellicache/*.cpp' \
     'block/intellicache/*.hpp' 'block/intellicache/*.h' 'tests/unit/*.cpp' \
-    'tests/fuzz/*.cpp' 'tests/fuzz/*.hpp')
+    'tests/fuzz/*.cpp' 'tests/fuzz/*.hpp' 'tools/ctl/*.cpp' 'tools/ctl/*.hpp' \
+    'tests/unit/ctl/*.cpp' 'tests/unit/ctl/*.hpp')
 echo "lint: clang-format (${#cxx[@]} files)"
 if ! clang-format --dry-run --Werror "${cxx[@]}"; then
     status=1
@@ -37,6 +38,19 @@ echo "lint: cppcheck (${#core[@]} files)"
 if ! cppcheck --std=c++20 --language=c++ --quiet --error-exitcode=1 \
         --enable=warning,style,performance,portability --inline-suppr \
         -I block/intellicache "${core[@]}"; then
+    status=1
+fi
+
+# intellicache-ctl (tools/ctl): its headers too.
+mapfile -t ctl < <(git ls-files 'tools/ctl/*.cpp')
+echo "lint: clang-tidy, cppcheck of intellicache-ctl (${#ctl[@]} files)"
+if ! clang-tidy -p build --quiet --warnings-as-errors='*' \
+        --header-filter='tools/ctl/.*\.hpp' "${ctl[@]}" 2>/dev/null; then
+    status=1
+fi
+if ! cppcheck --std=c++20 --language=c++ --quiet --error-exitcode=1 \
+        --enable=warning,style,performance,portability --inline-suppr \
+        -I block/intellicache -I tools/ctl "${ctl[@]}"; then
     status=1
 fi
 exit $status
