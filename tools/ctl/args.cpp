@@ -16,6 +16,7 @@ namespace {
 
 struct OptionSpec {
     std::string_view name; /* without the dashes */
+    // cppcheck-suppress unusedStructMember
     bool takes_value;
 };
 
@@ -98,12 +99,11 @@ const std::vector<CommandSpec> &specs() {
 }
 
 const CommandSpec *find_spec(std::string_view name) {
-    for (const CommandSpec &c : specs()) {
-        if (c.name == name) {
-            return &c;
-        }
-    }
-    return nullptr;
+    const auto &all = specs();
+    const auto it =
+        std::find_if(all.begin(), all.end(),
+                     [&](const CommandSpec &c) { return c.name == name; });
+    return it == all.end() ? nullptr : &*it;
 }
 
 int parse_timeout(const std::string &text) {
@@ -123,10 +123,9 @@ int parse_timeout(const std::string &text) {
 
 const std::vector<std::string_view> &ArgParser::commands() {
     static const std::vector<std::string_view> names = [] {
-        std::vector<std::string_view> n;
-        for (const CommandSpec &c : specs()) {
-            n.push_back(c.name);
-        }
+        std::vector<std::string_view> n(specs().size());
+        std::transform(specs().begin(), specs().end(), n.begin(),
+                       [](const CommandSpec &c) { return c.name; });
         return n;
     }();
     return names;

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <thread>
 
 namespace icctl {
@@ -41,9 +42,10 @@ std::vector<NodeView> sample_views(StatsSource &src, const Invocation &inv,
     std::vector<NodeStats> first = src.sample(node);
     std::vector<NodeView> views;
     if (!interval) {
-        for (NodeStats &n : first) {
-            views.push_back({std::move(n), std::nullopt});
-        }
+        std::transform(first.begin(), first.end(), std::back_inserter(views),
+                       [](NodeStats &n) {
+                           return NodeView{std::move(n), std::nullopt};
+                       });
         return views;
     }
     const auto t0 = Clock::now();
@@ -231,7 +233,7 @@ int cmd_inspect(const Invocation &inv, std::ostream &out) {
 /* Compares the recorded clusters of a cache file with its base. */
 class Verifier {
 public:
-    static constexpr std::size_t kChunkBytes = 1024 * 1024;
+    static constexpr std::size_t kChunkBytes = std::size_t{1024} * 1024;
     static constexpr std::uint64_t kListed = 20;
 
     Verifier(const CacheFile &file, BaseReader &base, std::ostream &out)
@@ -326,10 +328,11 @@ StatsSource::sample(const std::optional<std::string> &node) {
     if (!node) {
         return all;
     }
-    for (NodeStats &n : all) {
-        if (n.node == *node) {
-            return {std::move(n)};
-        }
+    const auto it =
+        std::find_if(all.begin(), all.end(),
+                     [&](const NodeStats &n) { return n.node == *node; });
+    if (it != all.end()) {
+        return {std::move(*it)};
     }
     /* Is it a node of another driver? */
     const std::size_t len = json_object_array_length(reply.get());

@@ -30,8 +30,8 @@ JsonPtr json_parse(const std::string &text, std::string &error) {
 
 json_object *json_member(json_object *o, const char *key) {
     json_object *member = nullptr;
-    if (o == nullptr || !json_object_is_type(o, json_type_object) ||
-        !json_object_object_get_ex(o, key, &member)) {
+    if (o == nullptr || !json_is(o, json_type_object) ||
+        json_object_object_get_ex(o, key, &member) == 0) {
         return nullptr;
     }
     return member;
@@ -39,7 +39,7 @@ json_object *json_member(json_object *o, const char *key) {
 
 std::optional<std::uint64_t> json_u64(json_object *o, const char *key) {
     json_object *member = json_member(o, key);
-    if (member == nullptr || !json_object_is_type(member, json_type_int)) {
+    if (member == nullptr || !json_is(member, json_type_int)) {
         return std::nullopt;
     }
     /* json-c keeps integers above INT64_MAX as unsigned. */
@@ -52,7 +52,7 @@ std::optional<std::uint64_t> json_u64(json_object *o, const char *key) {
 
 std::optional<std::string> json_string(json_object *o, const char *key) {
     json_object *member = json_member(o, key);
-    if (member == nullptr || !json_object_is_type(member, json_type_string)) {
+    if (member == nullptr || !json_is(member, json_type_string)) {
         return std::nullopt;
     }
     return std::string(

@@ -31,6 +31,11 @@ inline JsonPtr json_ref(json_object *o) {
     return JsonPtr(json_object_get(o));
 }
 
+/* @o is a value of type @t (false for nullptr). */
+inline bool json_is(json_object *o, json_type t) {
+    return o != nullptr && json_object_is_type(o, t) != 0;
+}
+
 /* Member @key of the object @o, or nullptr (also when @o is no object). */
 json_object *json_member(json_object *o, const char *key);
 

@@ -30,7 +30,7 @@ constexpr const char *kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 std::string TextfileWriter::write(const std::string &dir,
                                   const std::string &text) {
-    const std::string target = dir + "/" + kFileName;
+    std::string target = dir + "/" + kFileName;
     /* node_exporter reads only *.prom: the temporary file is ignored. */
     const std::string tmp =
         dir + "/." + kFileName + ".tmp." + std::to_string(getpid());

@@ -7,15 +7,22 @@
 #include "node_stats.hpp"
 
 #include <algorithm>
+#include <numeric>
 
 namespace icctl {
 
 namespace {
 
+[[noreturn]] void not_a_count(const std::string &node,
+                              const std::string &what) {
+    throw StatsError("node " + node + ": " + what +
+                     " holds a value that is not a count");
+}
+
 std::vector<std::uint64_t> u64_array(json_object *array,
                                      const std::string &node,
                                      const std::string &what) {
-    if (array == nullptr || !json_object_is_type(array, json_type_array)) {
+    if (array == nullptr || !json_is(array, json_type_array)) {
         throw StatsError("node " + node + ": " + what + " is not an array");
     }
     std::vector<std::uint64_t> out;
@@ -23,10 +30,9 @@ std::vector<std::uint64_t> u64_array(json_object *array,
     out.reserve(n);
     for (std::size_t i = 0; i < n; i++) {
         json_object *v = json_object_array_get_idx(array, i);
-        if (!json_object_is_type(v, json_type_int) ||
+        if (!json_is(v, json_type_int) ||
             (json_object_get_int64(v) < 0 && json_object_get_uint64(v) == 0)) {
-            throw StatsError("node " + node + ": " + what +
-                             " holds a value that is not a count");
+            not_a_count(node, what);
         }
         out.push_back(json_object_get_uint64(v));
     }
@@ -78,11 +84,7 @@ double per_second(std::uint64_t earlier, std::uint64_t later, double seconds) {
 } // namespace
 
 std::uint64_t Histogram::count() const {
-    std::uint64_t total = 0;
-    for (std::uint64_t b : bins) {
-        total += b;
-    }
-    return total;
+    return std::accumulate(bins.begin(), bins.end(), std::uint64_t{0});
 }
 
 std::vector<std::uint64_t> Histogram::cumulative() const {
@@ -215,7 +217,7 @@ double NodeStats::fill() const {
 }
 
 std::vector<NodeStats> parse_blockstats(json_object *reply) {
-    if (reply == nullptr || !json_object_is_type(reply, json_type_array)) {
+    if (reply == nullptr || !json_is(reply, json_type_array)) {
         throw StatsError("query-blockstats did not return a list");
     }
     std::vector<NodeStats> out;

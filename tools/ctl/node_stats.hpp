@@ -79,13 +79,13 @@ struct NodeStats {
     std::map<std::string, Histogram, std::less<>> histograms;
 
     /*
-     * From the driver-specific member of the node's query-blockstats
+     * From @ds, the driver-specific member of the node's query-blockstats
      * entry.  Throws StatsError naming the node and the member if a
      * required member is missing or of the wrong type, or an optional
      * histogram is malformed.
      */
     static NodeStats parse(const std::string &node, const std::string &base,
-                           json_object *driver_specific);
+                           json_object *ds);
 
     /* A counter by QMP name; 0 if unknown. */
     std::uint64_t counter(std::string_view name) const;

@@ -14,13 +14,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace icctl {
 
 namespace {
 
 /* A QMP reply of a daemon with many nodes is large, but not this large. */
-constexpr std::size_t kMaxMessage = 64U * 1024 * 1024;
+constexpr std::size_t kMaxMessage = std::size_t{64} * 1024 * 1024;
 
 std::string errno_text(int err) {
     return std::strerror(err);
@@ -28,9 +29,8 @@ std::string errno_text(int err) {
 
 } // namespace
 
-QmpClient::QmpClient(const std::string &socket_path,
-                     std::chrono::milliseconds timeout)
-    : path_(socket_path), timeout_(timeout) {
+QmpClient::QmpClient(std::string socket_path, std::chrono::milliseconds timeout)
+    : path_(std::move(socket_path)), timeout_(timeout) {
     deadline_ = std::chrono::steady_clock::now() + timeout_;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -147,7 +147,7 @@ JsonPtr QmpClient::read_message() {
         }
         std::string error;
         JsonPtr msg = json_parse(line, error);
-        if (!msg || !json_object_is_type(msg.get(), json_type_object)) {
+        if (!msg || !json_is(msg.get(), json_type_object)) {
             throw QmpError("malformed QMP message from " + path_ + ": " +
                            (msg ? "not an object" : error));
         }

@@ -29,8 +29,7 @@ public:
  */
 class QmpClient {
 public:
-    QmpClient(const std::string &socket_path,
-              std::chrono::milliseconds timeout);
+    QmpClient(std::string socket_path, std::chrono::milliseconds timeout);
     ~QmpClient();
     QmpClient(const QmpClient &) = delete;
     QmpClient &operator=(const QmpClient &) = delete;
