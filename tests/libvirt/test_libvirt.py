@@ -419,6 +419,8 @@ class DomainChecks:
         self.assertIsNotNone(m, self.context())
         self.assertEqual(int(m.group(1)), 2)
         self.assertEqual(int(m.group(2)), self.env.size)
+        # read-only: the export's writable=off (vhost-user), <readonly/> (NBD)
+        self.assertRegex(self.rec["console"], r"(?m)^IC DISK ro=1$", self.context())
 
     def test_cold_data(self):
         self.check_sums("cold")
