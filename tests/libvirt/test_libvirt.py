@@ -7,13 +7,16 @@ paths are mapped into a work directory, the daemon's base (an NFS node on
 the page) becomes an NBD node on nbdkit serving the guest's disk image,
 and the guest's kernel command line gets the reads to run (ic.run=, see
 tests/guest/init).  A libvirt of the test's own (privlibvirt.py) defines
-and starts each domain: a vhost-user-blk disk, then an NBD disk, both on
+and starts each domain: a vhost-user-blk disk and an NBD disk, both on
 the same node ic0.  The guest (tests/guest's kernel and initramfs) reads
 its whole disk twice, prints SHA-256 digests on its file console and
 powers off.  The checks: the XML validates, libvirt made the device, the
 guest's data is the base's, the node served the reads (its counters, by
-QMP), the guest powered off in time.  SystemdUnitTest installs the unit
-into a temporary root and runs systemd-analyze verify on it.
+QMP), the guest powered off in time.  Two more runs of the vhost-user
+domain: the daemon restarted under the running guest (<reconnect>), and
+QEMU as libvirt-qemu on a socket given to its group.  SystemdUnitTest
+installs the unit into a temporary root and runs systemd-analyze verify
+on it.
 
 Environment: IC_QEMU_BUILD (QEMU's build directory, default
 build/qemu/build), IC_GUEST_DIR (kernel and initramfs, default
