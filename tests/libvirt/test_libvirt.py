@@ -169,6 +169,11 @@ def xml_validate(path):
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
+def host_links():
+    """Names of the network interfaces of the host's namespace."""
+    return sorted(os.listdir("/sys/class/net"))
+
+
 # -- the environment, shared by the domain classes ------------------------
 
 class Daemon(Server):
@@ -227,6 +232,7 @@ class Env:
         self.sockets = [self.qmp_path] + list(option(self.argv, "--export", "addr.path")) \
             + list(option(self.argv, "--nbd-server", "addr.path"))
         self.start_daemon()
+        self.links_before = host_links()
         self.libvirt = PrivateLibvirt(os.path.join(self.work, "libvirt")).start()
 
     def start_daemon(self):
@@ -275,6 +281,35 @@ def _interrupted(signum, frame):
 # daemons are stopped all the same.
 signal.signal(signal.SIGTERM, _interrupted)
 atexit.register(tearDownModule)
+
+
+class LibvirtPrivateTest(unittest.TestCase):
+    """The test's libvirt keeps to itself: no network driver (so no default
+    network and no bridge), no new interface on the host, its domains'
+    files in its own work directory."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env.get()
+
+    def test_no_network_driver(self):
+        r = subprocess.run(["virsh", "-c", self.env.libvirt.uri, "net-list", "--all"],
+                           capture_output=True, text=True, timeout=60, check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("not supported by the connection driver", r.stderr)
+
+    def test_host_interfaces_unchanged(self):
+        self.assertEqual(host_links(), self.env.links_before)
+
+    def test_own_directories(self):
+        # its persistent state is the work directory's, seen at /etc/libvirt
+        # and /run/libvirt inside its namespace only
+        lv = self.env.libvirt
+        self.assertTrue(os.path.exists(lv.path("run", "virtlogd-sock")))
+        self.assertTrue(os.path.isdir(lv.path("cache", "qemu", "capabilities")))
+        if "/run/libvirt" in lv.made_mountpoints:
+            # the mount point, seen from outside: still empty
+            self.assertEqual(os.listdir("/run/libvirt"), [])
 
 
 # -- the domains ----------------------------------------------------------
