@@ -148,6 +148,9 @@ class CtlE2E(h.NbdkitFileTestCase):
         for key in ("cached-clusters", "hit-bytes", "miss-bytes", "fetched-bytes",
                     "fetch-errors", "stored-bytes"):
             self.assertEqual(ic0["counters"][key], st0[key], key)
+        if "hit-latency" in st0:
+            self.assertEqual(ic0["latency"]["hit"]["count"], sum(st0["hit-latency"]["bins"]))
+            self.assertGreater(ic0["latency"]["hit"]["p50-ns"], 0)
         self.assertEqual(nodes["ic1"]["cache-size"], CACHE_SIZE)
         self.assertLessEqual(nodes["ic1"]["used-bytes"], CACHE_SIZE)
 

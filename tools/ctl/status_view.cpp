@@ -159,6 +159,26 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
                                    u64(*n.hit_ahead_bytes));
         }
         json_object_object_add(o, "counters", counters);
+        if (!n.histograms.empty()) {
+            /* Since the node was opened: counts, sums and percentiles. */
+            json_object *lat = json_object_new_object();
+            for (const auto &[kind, h] : n.histograms) {
+                json_object *k = json_object_new_object();
+                json_object_object_add(k, "count", u64(h.count()));
+                if (h.sum_ns) {
+                    json_object_object_add(k, "sum-ns", u64(*h.sum_ns));
+                }
+                for (const auto &[name, q] :
+                     {std::pair{"p50-ns", 0.5}, std::pair{"p90-ns", 0.9},
+                      std::pair{"p99-ns", 0.99}}) {
+                    const auto v = h.quantile_ns(q);
+                    json_object_object_add(
+                        k, name, v ? json_object_new_double(*v) : nullptr);
+                }
+                json_object_object_add(lat, kind.c_str(), k);
+            }
+            json_object_object_add(o, "latency", lat);
+        }
         if (v.rates) {
             json_object *r = json_object_new_object();
             const NodeRates &nr = *v.rates;

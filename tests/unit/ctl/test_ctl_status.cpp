@@ -119,6 +119,25 @@ TEST(CtlStatus, JsonCarriesEveryCounter) {
     }
     EXPECT_EQ(icctl::json_u64(c, "hit-ahead-bytes"), 7U);
     EXPECT_EQ(icctl::json_member(n, "rates-per-second"), nullptr);
+    EXPECT_EQ(icctl::json_member(n, "latency"), nullptr);
+}
+
+TEST(CtlStatus, JsonCarriesLatencyPercentiles) {
+    const auto v = views({ctltest::node_entry(
+        "ic0", "base0",
+        ctltest::driver_specific(
+            R"(, "miss-latency": {"boundaries": [1000, 2000], "bins": [0, 10, 0], "sum-ns": 15000})"))});
+    std::string error;
+    icctl::JsonPtr j = icctl::json_parse(StatusRenderer::json(v), error);
+    ASSERT_TRUE(j) << error;
+    json_object *n =
+        json_object_array_get_idx(icctl::json_member(j.get(), "nodes"), 0);
+    json_object *miss =
+        icctl::json_member(icctl::json_member(n, "latency"), "miss");
+    EXPECT_EQ(icctl::json_u64(miss, "count"), 10U);
+    EXPECT_EQ(icctl::json_u64(miss, "sum-ns"), 15000U);
+    EXPECT_DOUBLE_EQ(json_object_get_double(icctl::json_member(miss, "p50-ns")),
+                     1500.0);
 }
 
 TEST(CtlStatus, MissingRequiredMemberNamesNodeAndMember) {
