@@ -9,6 +9,7 @@
 #include "json.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace icctl {
@@ -172,8 +173,11 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
                      {std::pair{"p50-ns", 0.5}, std::pair{"p90-ns", 0.9},
                       std::pair{"p99-ns", 0.99}}) {
                     const auto v = h.quantile_ns(q);
+                    /* An estimate within a bin: whole nanoseconds. */
                     json_object_object_add(
-                        k, name, v ? json_object_new_double(*v) : nullptr);
+                        k, name,
+                        v ? u64(static_cast<std::uint64_t>(std::llround(*v)))
+                          : nullptr);
                 }
                 json_object_object_add(lat, kind.c_str(), k);
             }
