@@ -47,15 +47,22 @@ typedef struct IntellicachePool IntellicachePool;
  * loop.
  */
 IntellicachePool *intellicache_pool_find(const char *id, Error **errp);
+/* The module's budget of a pool, as the pool object sees it. */
+typedef struct IntellicachePoolBudgetOps {
+    void *(*budget_new)(uint64_t size);   /* NULL if out of memory */
+    void (*budget_free)(void *budget);
+    uint64_t (*budget_used)(void *budget); /* bytes held; thread-safe */
+} IntellicachePoolBudgetOps;
+
 /*
  * A node joins @pool: it holds a reference to it until
  * intellicache_pool_leave().  Returns the pool's budget, which the first
- * member makes with @budget_new(size) and the object frees with
- * @budget_free; NULL with an error if it cannot be made.  Main loop.
+ * member makes with @ops (kept for the pool's life); NULL with an error if
+ * it cannot be made.  Main loop.
  */
 void *intellicache_pool_join(IntellicachePool *pool,
-                             void *(*budget_new)(uint64_t size),
-                             void (*budget_free)(void *budget), Error **errp);
+                             const IntellicachePoolBudgetOps *ops,
+                             Error **errp);
 void intellicache_pool_leave(IntellicachePool *pool);
 uint64_t intellicache_pool_size(IntellicachePool *pool);
 

@@ -33,7 +33,7 @@ struct IntellicachePool {
     bool complete;
     unsigned members;
     void *budget;                  /* the module's, once a member joined */
-    void (*budget_free)(void *budget);
+    const IntellicachePoolBudgetOps *ops; /* the module's, with @budget */
 };
 
 OBJECT_DECLARE_SIMPLE_TYPE(IntellicachePool, INTELLICACHE_POOL)
@@ -44,6 +44,24 @@ static void ic_pool_get_size(Object *obj, Visitor *v, const char *name,
     IntellicachePool *pool = INTELLICACHE_POOL(obj);
 
     visit_type_size(v, name, &pool->size, errp);
+}
+
+/* Read-only: bytes the members hold now (0 before the first joins). */
+static void ic_pool_get_used(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    IntellicachePool *pool = INTELLICACHE_POOL(obj);
+    uint64_t used = pool->budget ? pool->ops->budget_used(pool->budget) : 0;
+
+    visit_type_size(v, name, &used, errp);
+}
+
+static void ic_pool_get_members(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    uint32_t members = INTELLICACHE_POOL(obj)->members;
+
+    visit_type_uint32(v, name, &members, errp);
 }
 
 static void ic_pool_set_size(Object *obj, Visitor *v, const char *name,
@@ -88,7 +106,7 @@ static void ic_pool_finalize(Object *obj)
 
     assert(!pool->members);
     if (pool->budget) {
-        pool->budget_free(pool->budget);
+        pool->ops->budget_free(pool->budget);
     }
 }
 
@@ -102,6 +120,14 @@ static void ic_pool_class_init(ObjectClass *klass, void *class_data)
                               ic_pool_set_size, NULL, NULL);
     object_class_property_set_description(klass, "size",
         "most bytes of cached data the member nodes hold together");
+    object_class_property_add(klass, "used", "size", ic_pool_get_used,
+                              NULL, NULL, NULL);
+    object_class_property_set_description(klass, "used",
+        "bytes of cached data the member nodes hold now (read-only)");
+    object_class_property_add(klass, "members", "uint32",
+                              ic_pool_get_members, NULL, NULL, NULL);
+    object_class_property_set_description(klass, "members",
+        "how many intellicache nodes are in the pool (read-only)");
 }
 
 static const TypeInfo ic_pool_info = {
@@ -147,13 +173,13 @@ IntellicachePool *intellicache_pool_find(const char *id, Error **errp)
 }
 
 void *intellicache_pool_join(IntellicachePool *pool,
-                             void *(*budget_new)(uint64_t size),
-                             void (*budget_free)(void *budget), Error **errp)
+                             const IntellicachePoolBudgetOps *ops,
+                             Error **errp)
 {
     GLOBAL_STATE_CODE();
     if (!pool->budget) {
-        pool->budget = budget_new(pool->size);
-        pool->budget_free = budget_free;
+        pool->budget = ops->budget_new(pool->size);
+        pool->ops = ops;
         if (!pool->budget) {
             error_setg(errp, "pool '%s': cannot allocate its state",
                        object_get_canonical_path_component(OBJECT(pool)));

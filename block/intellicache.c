@@ -227,6 +227,17 @@ static void ic_pool_budget_free(void *budget)
     ic_pool_free(budget);
 }
 
+static uint64_t ic_pool_budget_used(void *budget)
+{
+    return ic_pool_used(budget);
+}
+
+static const IntellicachePoolBudgetOps ic_pool_budget_ops = {
+    .budget_new = ic_pool_budget_new,
+    .budget_free = ic_pool_budget_free,
+    .budget_used = ic_pool_budget_used,
+};
+
 /* The node leaves its pool, if it is in one (after its core did). */
 static void ic_pool_leave(BDRVIntellicacheState *s)
 {
@@ -284,8 +295,8 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     if (s->pool_id) {
         s->pool_obj = intellicache_pool_find(s->pool_id, errp);
         s->pool = s->pool_obj ?
-            intellicache_pool_join(s->pool_obj, ic_pool_budget_new,
-                                   ic_pool_budget_free, errp) : NULL;
+            intellicache_pool_join(s->pool_obj, &ic_pool_budget_ops,
+                                   errp) : NULL;
         if (!s->pool) {
             s->pool_obj = NULL;
             return -EINVAL;

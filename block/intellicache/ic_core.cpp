@@ -147,6 +147,8 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     for (const IcSegment &seg : segs.first(n)) {
         if (seg.kind == IC_SEG_HIT) {
             note_hit(seg);
+        } else if (seg.kind == IC_SEG_WAIT) {
+            note_wait(seg);
         } else if (budget_ && seg.kind == IC_SEG_FETCH) {
             known_fetch(seg.fetch, "ic_core_plan").scan =
                 scan_.in_scan(seg.fetch_offset);
@@ -185,6 +187,24 @@ void Core::note_hit(const IcSegment &seg) {
         }
     }
     last_touched_ = last;
+}
+
+/*
+ * A reader that joins a fetch of read-ahead or a prefetch reads that data
+ * before it is stored: the clusters it goes through to their end are not
+ * loaded ahead of it any more, and their later hits are the cache's own.
+ */
+void Core::note_wait(const IcSegment &seg) {
+    Fetch &f = known_fetch(seg.fetch, "ic_core_plan");
+    if (!f.unasked) {
+        return;
+    }
+    const std::uint64_t end = seg.offset + seg.bytes;
+    std::uint64_t through = geometry_.cluster_of(end);
+    if (end == geometry_.base_size()) {
+        through = geometry_.cluster_count();
+    }
+    f.read_through = std::max(f.read_through, through);
 }
 
 /*
@@ -310,8 +330,9 @@ void Core::fetch_stored(IcFetchId id, bool ok) {
         (f.zeros ? stats_.zeroed_bytes : stats_.stored_bytes) += bytes;
         present_.set_range(f.first, f.count);
         durability_.note_stored(f.first, f.count);
-        if (f.unasked && !f.zeros) {
-            ahead_.set_range(f.first, f.count);
+        const std::uint64_t ahead_from = std::max(f.first, f.read_through);
+        if (f.unasked && !f.zeros && ahead_from < f.first + f.count) {
+            ahead_.set_range(ahead_from, f.first + f.count - ahead_from);
         }
         /* Zeros take no room: they are not the policy's to evict. */
         if (budget_ && !f.zeros) {

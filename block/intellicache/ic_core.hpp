@@ -178,6 +178,8 @@ private:
      * clusters with the policy of a bounded cache.
      */
     void note_hit(const IcSegment &seg);
+    /* Notes WAIT segment @seg: a reader goes through data loaded ahead. */
+    void note_wait(const IcSegment &seg);
     /*
      * No fetch in flight and nothing queued to store: fetches queued or
      * being written are still in the inflight table, so one test does.

@@ -37,6 +37,12 @@ struct Fetch {
     bool scan;     /* read by a scan: a bounded cache does not store it */
     bool reserved; /* holds room in the cache's budget (store_admit) */
     bool unasked;  /* read-ahead or prefetch: no reader asked for it yet */
+    /*
+     * Of an unasked fetch: the clusters before this one were read through
+     * to their end by readers that joined it (Core::plan()), so they are
+     * not data loaded ahead of a reader any more when stored.
+     */
+    std::uint64_t read_through;
 };
 
 /*

@@ -167,6 +167,25 @@ TEST_F(Origins, ReadAcrossClustersSplitsByCluster) {
     EXPECT_EQ(stats().miss_bytes, kCs);
 }
 
+/*
+ * A reader that joins a read-ahead fetch in flight reads its data before
+ * it is stored: what it went through to the end is not "ahead" after.
+ */
+TEST_F(Origins, DataReadWhileInFlightIsNotAheadOnceStored) {
+    IcSegment ra;
+    ASSERT_EQ(ic_core_plan_read_ahead(core_, 0, 4 * kCs, &ra), 1U);
+    ASSERT_EQ(ra.kind, IC_SEG_FETCH);
+    IcSegment seg;
+    /* Through clusters 0 and 1, and half of cluster 2. */
+    ASSERT_EQ(ic_core_plan(core_, 0, 2 * kCs + kCs / 2, &seg, 1), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_WAIT);
+    ASSERT_TRUE(unit::store_fetch(core_, ra));
+    hit(0, 2 * kCs);
+    EXPECT_EQ(stats().hit_ahead_bytes, 0U);
+    hit(2 * kCs, 2 * kCs);
+    EXPECT_EQ(stats().hit_ahead_bytes, 2 * kCs);
+}
+
 /* What the reader missed itself is never "ahead", nor are zero fills. */
 TEST_F(Origins, MissesAndZerosAreNotAhead) {
     ASSERT_TRUE(unit::read_and_store(core_, 2 * kCs, kCs));
