@@ -165,7 +165,7 @@ int cmd_inspect(const Invocation &inv, std::ostream &out) {
         add("meta-offset", json_object_new_uint64(g.raw().meta_offset));
         add("data-offset", json_object_new_uint64(g.raw().data_offset));
         add("recorded-clusters", json_object_new_uint64(recorded));
-        add("fill", json_object_new_double(fill));
+        add("fill", json_double(fill));
         add("file-size", json_object_new_uint64(file.file_size()));
         add("allocated-bytes", json_object_new_uint64(file.allocated_bytes()));
         json_object *meta = json_object_new_object();

@@ -6,6 +6,9 @@
 
 #include "json.hpp"
 
+#include <charconv>
+#include <cmath>
+
 namespace icctl {
 
 JsonPtr json_parse(const std::string &text, std::string &error) {
@@ -58,6 +61,16 @@ std::optional<std::string> json_string(json_object *o, const char *key) {
     return std::string(
         json_object_get_string(member),
         static_cast<std::size_t>(json_object_get_string_len(member)));
+}
+
+json_object *json_double(double v) {
+    char buf[64];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf) - 1, v);
+    if (ec != std::errc() || !std::isfinite(v)) {
+        return json_object_new_double(v);
+    }
+    *end = '\0';
+    return json_object_new_double_s(v, buf);
 }
 
 std::string json_dump(json_object *o, bool pretty) {

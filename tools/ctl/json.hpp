@@ -45,6 +45,10 @@ std::optional<std::uint64_t> json_u64(json_object *o, const char *key);
 /* Member @key as a string, if it is one. */
 std::optional<std::string> json_string(json_object *o, const char *key);
 
+/* A JSON number printed as the shortest text that reads back as @v
+ * (json-c prints 17 digits: 0.1 as 0.10000000000000001). */
+json_object *json_double(double v);
+
 /* @o printed on one line, or pretty with two-space indentation. */
 std::string json_dump(json_object *o, bool pretty);
 

@@ -7,6 +7,7 @@
 
 #include "prometheus.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -182,10 +183,11 @@ std::string PrometheusRenderer::format_value(double value) {
     char buf[64];
     if (value == std::floor(value) && std::fabs(value) < 1e18) {
         std::snprintf(buf, sizeof(buf), "%.0f", value);
-    } else {
-        std::snprintf(buf, sizeof(buf), "%.17g", value);
+        return buf;
     }
-    return buf;
+    /* The shortest text that reads back as the same double. */
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+    return ec == std::errc() ? std::string(buf, end) : std::to_string(value);
 }
 
 std::string PrometheusRenderer::format_le_ns(std::uint64_t ns) {

@@ -141,7 +141,7 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
                                json_object_new_string(n.base_state.c_str()));
         json_object_object_add(o, "cluster-size", u64(n.cluster_size));
         json_object_object_add(o, "cluster-count", u64(n.cluster_count));
-        json_object_object_add(o, "fill", json_object_new_double(n.fill()));
+        json_object_object_add(o, "fill", json_double(n.fill()));
         if (n.cache_size) {
             json_object_object_add(o, "cache-size", u64(*n.cache_size));
         }
@@ -149,8 +149,8 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
             json_object_object_add(o, "used-bytes", u64(*n.used_bytes));
         }
         const auto ratio = n.hit_ratio();
-        json_object_object_add(
-            o, "hit-ratio", ratio ? json_object_new_double(*ratio) : nullptr);
+        json_object_object_add(o, "hit-ratio",
+                               ratio ? json_double(*ratio) : nullptr);
         json_object *counters = json_object_new_object();
         for (const auto &[name, value] : n.counters) {
             json_object_object_add(counters, name.c_str(), u64(value));
@@ -172,12 +172,12 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
                 for (const auto &[name, q] :
                      {std::pair{"p50-ns", 0.5}, std::pair{"p90-ns", 0.9},
                       std::pair{"p99-ns", 0.99}}) {
-                    const auto v = h.quantile_ns(q);
+                    const auto est = h.quantile_ns(q);
                     /* An estimate within a bin: whole nanoseconds. */
-                    json_object_object_add(
-                        k, name,
-                        v ? u64(static_cast<std::uint64_t>(std::llround(*v)))
-                          : nullptr);
+                    json_object_object_add(k, name,
+                                           est ? u64(static_cast<std::uint64_t>(
+                                                     std::llround(*est)))
+                                               : nullptr);
                 }
                 json_object_object_add(lat, kind.c_str(), k);
             }
@@ -186,20 +186,16 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
         if (v.rates) {
             json_object *r = json_object_new_object();
             const NodeRates &nr = *v.rates;
-            json_object_object_add(r, "read-bytes",
-                                   json_object_new_double(nr.read_bytes));
-            json_object_object_add(r, "hit-bytes",
-                                   json_object_new_double(nr.hit_bytes));
-            json_object_object_add(r, "base-bytes",
-                                   json_object_new_double(nr.miss_bytes));
+            json_object_object_add(r, "read-bytes", json_double(nr.read_bytes));
+            json_object_object_add(r, "hit-bytes", json_double(nr.hit_bytes));
+            json_object_object_add(r, "base-bytes", json_double(nr.miss_bytes));
             json_object_object_add(r, "fetched-bytes",
-                                   json_object_new_double(nr.fetched_bytes));
+                                   json_double(nr.fetched_bytes));
             json_object_object_add(r, "stored-bytes",
-                                   json_object_new_double(nr.stored_bytes));
-            json_object_object_add(r, "fetches",
-                                   json_object_new_double(nr.fetches));
+                                   json_double(nr.stored_bytes));
+            json_object_object_add(r, "fetches", json_double(nr.fetches));
             json_object_object_add(r, "fetch-errors",
-                                   json_object_new_double(nr.fetch_errors));
+                                   json_double(nr.fetch_errors));
             json_object_object_add(o, "rates-per-second", r);
         }
         json_object_array_add(list, o);
