@@ -863,9 +863,16 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
         }
     }
     if (present) {
+        /*
+         * What the cache file reads is what the node serves: where the
+         * file has a hole (a recorded zero fill is written as one), the
+         * block layer may report zeros (RECURSE asks it to look), so a
+         * client that asks again keeps the hint and a copy stays sparse.
+         */
         *pnum = run;
         *file = s->cache->bs;
-        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID |
+               (want_zero ? BDRV_BLOCK_RECURSE : 0);
     }
     return ic_co_base_status(bs, offset, run, pnum, map, file);
 }
