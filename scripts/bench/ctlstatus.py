@@ -86,7 +86,11 @@ def main():
                 rows = len(out.splitlines()) - 1
                 if rows != args.nodes:
                     raise h.HarnessError(f"status listed {rows} nodes, not {args.nodes}")
-                result = {"nodes": args.nodes, "runs": args.runs}
+                reply = d.qmp.cmd("query-blockstats", **{"query-nodes": True})
+                result = {"nodes": args.nodes, "runs": args.runs,
+                          "reply_bytes": len(json.dumps(reply))}
+                print(f"query-blockstats reply with {args.nodes} nodes: "
+                      f"{result['reply_bytes'] / 1024:.0f} KiB")
                 for label, extra in (("status", ["status"]), ("status-json", ["status", "--json"]),
                                      ("metrics", ["metrics"])):
                     times = timed(base + extra, args.runs)
