@@ -117,15 +117,15 @@ class CtlE2E(h.NbdkitFileTestCase):
         out = self.ok("status")
         lines = out.splitlines()
         self.assertEqual(len(lines), 3, out)
-        self.assertEqual(lines[0].split(), ["NODE", "BASE", "STATE", "BASE-STATE", "CLUSTER",
-                                            "FILL", "USED", "HIT%"])
+        self.assertEqual(lines[0].split(), ["NODE", "BASE", "SIZE", "STATE", "BASE-STATE",
+                                            "CLUSTER", "FILL", "USED", "HIT%"])
         st0 = self.daemon.stats("ic0")
         rows = {line.split()[0]: line for line in lines[1:]}
         self.assertEqual(set(rows), {"ic0", "ic1"})
         n = st0["cluster-count"]
-        self.assertRegex(rows["ic0"], rf"^ic0\s+base0\s+caching\s+up\s+4\.0K\s+{n}/{n} "
+        self.assertRegex(rows["ic0"], rf"^ic0\s+base0\s+8\.0M\s+caching\s+up\s+4\.0K\s+{n}/{n} "
                                       r"\(100\.0%\)\s+-\s+")
-        self.assertRegex(rows["ic1"], r"^ic1\s+base1\s+caching\s+up\s+4\.0K\s+\d+/\d+ "
+        self.assertRegex(rows["ic1"], r"^ic1\s+base1\s+8\.0M\s+caching\s+up\s+4\.0K\s+\d+/\d+ "
                                       r"\(\d+\.\d%\)\s+[\d.]+[BKM]/2\.0M\s+")
         # --node, and the default socket from the environment.
         out = self.ok("status", "--node", "ic1", qmp=False,
@@ -141,6 +141,7 @@ class CtlE2E(h.NbdkitFileTestCase):
         self.assertEqual(ic0["base-node"], "base0")
         self.assertEqual(ic0["state"], "caching")
         self.assertEqual(ic0["base-state"], "up")
+        self.assertEqual(ic0["base-size"], BASE_SIZE)
         self.assertEqual(ic0["cluster-size"], st0["cluster-size"])
         self.assertEqual(ic0["cluster-count"], st0["cluster-count"])
         self.assertEqual(ic0["fill"], 1.0)
@@ -177,6 +178,7 @@ class CtlE2E(h.NbdkitFileTestCase):
                                    rf'source="cache"}} \d+')
             self.assertIn(f'intellicache_base_up{{node="{node}"}} 1', text)
         self.assertIn(f'intellicache_cache_size_bytes{{node="ic1"}} {CACHE_SIZE}', text)
+        self.assertIn(f'intellicache_base_size_bytes{{node="ic0"}} {BASE_SIZE}', text)
         st0 = self.daemon.stats("ic0")
         self.assertIn(f'intellicache_fetched_bytes_total{{node="ic0"}} {st0["fetched-bytes"]}',
                       text)

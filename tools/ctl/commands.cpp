@@ -325,6 +325,12 @@ StatsSource::sample(const std::optional<std::string> &node) {
                            json_object_new_boolean(1));
     JsonPtr reply = qmp_.execute("query-blockstats", args.get());
     std::vector<NodeStats> all = parse_blockstats(reply.get());
+    if (!all.empty()) {
+        JsonPtr flat(json_object_new_object());
+        json_object_object_add(flat.get(), "flat", json_object_new_boolean(1));
+        JsonPtr named = qmp_.execute("query-named-block-nodes", flat.get());
+        add_base_sizes(all, named.get());
+    }
     if (!node) {
         return all;
     }

@@ -240,6 +240,34 @@ std::vector<NodeStats> parse_blockstats(json_object *reply) {
     return out;
 }
 
+void add_base_sizes(std::vector<NodeStats> &nodes, json_object *named_nodes) {
+    if (!json_is(named_nodes, json_type_array)) {
+        return;
+    }
+    const std::size_t n = json_object_array_length(named_nodes);
+    for (std::size_t i = 0; i < n; i++) {
+        json_object *entry = json_object_array_get_idx(named_nodes, i);
+        const auto name = json_string(entry, "node-name");
+        if (!name) {
+            continue;
+        }
+        auto it =
+            std::find_if(nodes.begin(), nodes.end(),
+                         [&](const NodeStats &s) { return s.node == *name; });
+        if (it == nodes.end()) {
+            continue;
+        }
+        json_object *image = json_member(entry, "image");
+        auto size =
+            json_u64(json_member(json_member(image, "format-specific"), "data"),
+                     "base-size");
+        if (!size) {
+            size = json_u64(image, "virtual-size");
+        }
+        it->base_size = size;
+    }
+}
+
 NodeRates NodeRates::between(const NodeStats &earlier, const NodeStats &later,
                              double seconds) {
     NodeRates r;

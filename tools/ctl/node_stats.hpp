@@ -67,7 +67,8 @@ inline constexpr std::array<std::string_view, 24> kCounterNames = {
 /* One intellicache node at one moment. */
 struct NodeStats {
     std::string node;
-    std::string base_node; /* empty: no base attached */
+    std::string base_node;                  /* empty: no base attached */
+    std::optional<std::uint64_t> base_size; /* from query-named-block-nodes */
     std::string state;
     std::string base_state;
     std::uint64_t cluster_size = 0;
@@ -103,6 +104,13 @@ struct NodeStats {
  * true), in the daemon's order.  Other drivers' nodes are skipped.
  */
 std::vector<NodeStats> parse_blockstats(json_object *reply);
+
+/*
+ * Sets the base size of each node in @nodes from a query-named-block-nodes
+ * reply (the format-specific base-size of the node's image, else its
+ * virtual size).  Nodes it does not list keep none.
+ */
+void add_base_sizes(std::vector<NodeStats> &nodes, json_object *named_nodes);
 
 /* Per-second rates between two samples of the same node. */
 struct NodeRates {

@@ -225,6 +225,13 @@ std::string PrometheusRenderer::render(const std::vector<NodeStats> &nodes) {
              [](const NodeStats &n) -> std::optional<double> {
                  return n.base_state == "up" ? 1 : 0;
              });
+    gauge_of(out, nodes, "base_size_bytes", "Size of the base image.",
+             [](const NodeStats &n) -> std::optional<double> {
+                 if (!n.base_size) {
+                     return std::nullopt;
+                 }
+                 return static_cast<double>(*n.base_size);
+             });
     gauge_of(out, nodes, "cluster_size_bytes", "The unit of caching.",
              [](const NodeStats &n) -> std::optional<double> {
                  return static_cast<double>(n.cluster_size);

@@ -83,8 +83,9 @@ std::string StatusRenderer::table(const std::vector<NodeView> &nodes) {
     const bool with_rates =
         std::any_of(nodes.begin(), nodes.end(),
                     [](const NodeView &v) { return v.rates.has_value(); });
-    std::vector<std::string> header = {"NODE",    "BASE", "STATE", "BASE-STATE",
-                                       "CLUSTER", "FILL", "USED",  "HIT%"};
+    std::vector<std::string> header = {"NODE",  "BASE",       "SIZE",
+                                       "STATE", "BASE-STATE", "CLUSTER",
+                                       "FILL",  "USED",       "HIT%"};
     if (with_rates) {
         header.insert(header.end(), {"READ/s", "HIT/s", "BASE/s", "STORE/s"});
     }
@@ -99,6 +100,7 @@ std::string StatusRenderer::table(const std::vector<NodeView> &nodes) {
         std::vector<std::string> row = {
             n.node,
             n.base_node.empty() ? "-" : n.base_node,
+            n.base_size ? human_bytes(static_cast<double>(*n.base_size)) : "-",
             n.state,
             n.base_state,
             human_bytes(static_cast<double>(n.cluster_size)),
@@ -139,6 +141,9 @@ std::string StatusRenderer::json(const std::vector<NodeView> &nodes) {
                                json_object_new_string(n.state.c_str()));
         json_object_object_add(o, "base-state",
                                json_object_new_string(n.base_state.c_str()));
+        if (n.base_size) {
+            json_object_object_add(o, "base-size", u64(*n.base_size));
+        }
         json_object_object_add(o, "cluster-size", u64(n.cluster_size));
         json_object_object_add(o, "cluster-count", u64(n.cluster_count));
         json_object_object_add(o, "fill", json_double(n.fill()));

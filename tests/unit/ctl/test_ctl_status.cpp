@@ -59,9 +59,9 @@ TEST(CtlStatus, TableOfTwoNodes) {
                        R"(, "cache-size": 2097152, "used-bytes": 1048576)"))});
     const auto lines = lines_of(StatusRenderer::table(v));
     ASSERT_EQ(lines.size(), 3U);
-    EXPECT_EQ(
-        lines[0].rfind("NODE  BASE   STATE    BASE-STATE  CLUSTER  FILL", 0),
-        0U)
+    EXPECT_EQ(lines[0].rfind(
+                  "NODE  BASE   SIZE  STATE    BASE-STATE  CLUSTER  FILL", 0),
+              0U)
         << lines[0];
     /* 512 of 1025 clusters; 3000 of 4000 bytes read from the cache. */
     EXPECT_NE(lines[1].find("512/1025 (50.0%)"), std::string::npos) << lines[1];
@@ -69,8 +69,29 @@ TEST(CtlStatus, TableOfTwoNodes) {
     EXPECT_NE(lines[1].find("base0"), std::string::npos);
     /* An unbounded cache has no USED; a node without base shows "-". */
     EXPECT_NE(lines[2].find("1.0M/2.0M"), std::string::npos) << lines[2];
-    EXPECT_EQ(lines[2].rfind("ic1   -      caching", 0), 0U) << lines[2];
+    EXPECT_EQ(lines[2].rfind("ic1   -      -     caching", 0), 0U) << lines[2];
     EXPECT_EQ(lines[0].find("READ/s"), std::string::npos);
+}
+
+TEST(CtlStatus, BaseSizesFromNamedNodes) {
+    auto nodes = ctltest::parse(ctltest::blockstats(
+        {ctltest::node_entry("ic0", "base0", ctltest::driver_specific()),
+         ctltest::node_entry("ic1", "base1", ctltest::driver_specific())}));
+    std::string error;
+    icctl::JsonPtr named = icctl::json_parse(
+        R"([{"node-name": "base0", "image": {"virtual-size": 1}},
+            {"node-name": "ic0", "image": {"virtual-size": 4194816,
+              "format-specific": {"type": "intellicache",
+                                  "data": {"base-size": 4194304}}}},
+            {"node-name": "ic1", "image": {"virtual-size": 4194816}}])",
+        error);
+    ASSERT_TRUE(named) << error;
+    icctl::add_base_sizes(nodes, named.get());
+    EXPECT_EQ(nodes[0].base_size, 4194304U);
+    EXPECT_EQ(nodes[1].base_size, 4194816U);
+    std::vector<NodeView> v = {{nodes[0], std::nullopt}};
+    EXPECT_NE(StatusRenderer::table(v).find("base0  4.0M  caching"),
+              std::string::npos);
 }
 
 TEST(CtlStatus, RatesFromTwoSamples) {
