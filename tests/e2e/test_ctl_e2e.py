@@ -345,3 +345,53 @@ class CtlE2E(h.NbdkitFileTestCase):
                 out = self.ok(cmd, "--help", qmp=False)
                 self.assertTrue(out.startswith(f"usage: intellicache-ctl"), out)
                 self.assertIn(cmd, out.splitlines()[0])
+
+
+class CtlNfsE2E(h.DaemonTestCase):
+    """verify over NFS (libnfs): a cache filled through QEMU's nfs driver
+    from nfs-ganesha on 127.0.0.1, checked against the same file."""
+
+    PROGRAMS = ("ganesha.nfsd", "rpcbind", "nbdcopy")
+    BASE_SIZE = 16 * h.MiB + 5 * 512
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ctl = ctl_binary()
+        if not cls.ctl.exists():
+            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        cls.export = cls.tmp / "export"
+        cls.export.mkdir()
+        cls.base_sha = h.make_base_image(cls.export / "base.img", cls.BASE_SIZE, seed=5)
+        cls.ganesha = h.Ganesha(cls.tmp, cls.export)
+        cls.addClassCleanup(cls.ganesha.stop)
+        cls.ganesha.start()
+
+    def verify(self, cache, url):
+        return subprocess.run([str(self.ctl), "verify", str(cache), "--base", url],
+                              capture_output=True, text=True, timeout=120)
+
+    def test_verify_over_nfs(self):
+        cache = self.new_cache()
+        d = self.start_daemon(h.nfs_base(self.ganesha, "base.img"), cache)
+        self.assertEqual(h.nbd_read_all(d.uri).sha256, self.base_sha)
+        h.wait_until(lambda: (lambda st: st["durable-clusters"] == st["cluster-count"])(
+            d.stats()), 30, "all clusters recorded", interval=0.1)
+        self.stop_clean(d)
+
+        r = self.verify(cache, self.ganesha.url("base.img"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        n = -(-self.BASE_SIZE // 4096)
+        self.assertTrue(r.stdout.strip().endswith(f"{n} match, 0 mismatch"), r.stdout)
+
+        # Another file of the export: another base, refused; a file that
+        # is not there: one line naming it.
+        h.make_base_image(self.export / "other.img", 4 * h.MiB, seed=6)
+        for url, pattern in ((self.ganesha.url("other.img"), r"not this cache's base"),
+                             (self.ganesha.url("missing.img"), r"cannot open nfs://.*missing\.img")):
+            with self.subTest(url=url):
+                r = self.verify(cache, url)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                lines = r.stderr.splitlines()
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertRegex(lines[0], pattern)
