@@ -679,6 +679,37 @@ def scenario_upgrade(work, base):
     ctl(None, "inspect", cache, limit=8)
 
 
+def scenario_pool(work, base):
+    heading("admin: one budget for several caches")
+    nk = nbdkit(work, base)
+    with nk:
+        blockdevs = [nbd_base(nk)]
+        for vm in ("a", "b"):
+            cache = new_cache(work, f"{vm}.cache")
+            blockdevs.append(dict(cache_node(cache, discard="unmap"), **{"node-name": f"cache-{vm}"}))
+            blockdevs.append(h.intellicache_node(f"ic-{vm}", "base0", f"cache-{vm}",
+                                                 pool="pool0"))
+        d = Daemon(work, blockdevs, ["ic-a", "ic-b"],
+                   objects=["intellicache-pool,id=pool0,size=24M"])
+        d.print_argv()
+        with d.start():
+            outs = []
+            for vm in ("a", "b"):
+                argv = [f"--name=fio-{vm}", "--ioengine=nbd", f"--uri={d.uri_for('ic-' + vm)}",
+                        "--rw=randread", "--bs=4k", "--iodepth=16", f"--randseed={ord(vm)}",
+                        "--runtime=4", "--time_based"]
+                say("$ fio " + " ".join(shlex.quote(a) for a in argv) + " &")
+                out = work / f"fio-{vm}.json"
+                outs.append((h.fio_start(argv, out), out))
+            for proc, out in outs:
+                h.fio_finish(proc, out, 60)
+            settle(d, "ic-a")
+            settle(d, "ic-b")
+            ctl(d, "status")
+            for prop in ("size", "used", "members"):
+                qmp_show(d, "qom-get", {"path": "/objects/pool0", "property": prop})
+
+
 SCENARIOS = {
     "cold": scenario_cold,
     "slow-base": scenario_slow_base,
@@ -690,6 +721,7 @@ SCENARIOS = {
     "verify": scenario_verify,
     "reopen": scenario_reopen,
     "upgrade": scenario_upgrade,
+    "pool": scenario_pool,
 }
 
 
