@@ -15,7 +15,7 @@ Everything runs on unix sockets in a temporary work directory (printed as
 $WORK; the ctl commands find the daemon through $INTELLICACHE_QMP, a
 monitor of their own).  The ``disk-full`` scenario mounts a 24 MiB tmpfs
 there (root only) and unmounts it at the end.  Every wait is bounded;
-a whole run takes about two minutes on two cores.
+a whole run takes about 75 seconds on two cores.
 
   scripts/troubleshooting-demo.py               # every scenario
   scripts/troubleshooting-demo.py slow-base     # some of them
@@ -630,6 +630,12 @@ def scenario_reopen(work, base):
             stats_excerpt(d, ["settings"])
             step("an option that changes the data is refused")
             qmp_show(d, "blockdev-reopen", {"options": [ic_node(**{"cluster-size": 65536})]})
+            step("trace events cannot be switched at run time: "
+                 "qemu-storage-daemon has no trace QMP commands")
+            cmds = sorted(c["name"] for c in d.qmp.cmd("query-commands"))
+            say('-> {"execute": "query-commands"}')
+            say(f"<- {len(cmds)} commands, those with 'trace' in their name: "
+                f"{[c for c in cmds if 'trace' in c]}")
 
 
 def scenario_upgrade(work, base):
