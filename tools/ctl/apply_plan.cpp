@@ -1,0 +1,186 @@
+/*
+ * intellicache-ctl apply: the plan.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "apply_plan.hpp"
+
+#include "intellicache-core.h"
+
+#include <algorithm>
+#include <array>
+
+namespace icctl {
+
+namespace {
+
+IcOptions core_options(const NodeOptions &o, std::uint64_t pool_size) {
+    IcOptions c{};
+    auto set = [](bool &has, std::uint64_t &v,
+                  const std::optional<std::uint64_t> &from) {
+        has = from.has_value();
+        v = from.value_or(0);
+    };
+    set(c.has_cluster_size, c.cluster_size, o.cluster_size);
+    set(c.has_max_inflight, c.max_inflight, o.max_inflight);
+    set(c.has_max_fetch, c.max_fetch, o.max_fetch);
+    set(c.has_read_ahead, c.read_ahead, o.read_ahead);
+    set(c.has_miss_timeout, c.miss_timeout, o.miss_timeout);
+    set(c.has_cache_size, c.cache_size, o.cache_size);
+    set(c.has_scan_threshold, c.scan_threshold, o.scan_threshold);
+    c.pool_size = pool_size;
+    return c;
+}
+
+/* Why the base must be removed and added again, or "" if a reopen (or
+ * nothing) does. */
+std::string replace_reason(const CurrentBase &c, const BaseConfig &w,
+                           bool want_pool) {
+    std::string missing;
+    auto need = [&](bool has, const std::string &what) {
+        if (!has) {
+            missing += (missing.empty() ? "" : ", ") + what;
+        }
+    };
+    need(c.has_base_node, base_node_name(c.name));
+    need(c.has_cache_node, cache_node_name(c.name));
+    need(c.has_ic_node, ic_node_name(c.name));
+    need(c.has_export, "export " + ic_node_name(c.name));
+    if (!missing.empty()) {
+        return "incomplete, missing " + missing;
+    }
+    if (c.url != w.url) {
+        return "url " + c.url + " -> " + w.url;
+    }
+    if (c.fingerprint != w.fingerprint) {
+        return "fingerprint " + c.fingerprint.value_or("(none)") + " -> " +
+               w.fingerprint.value_or("(none)");
+    }
+    if (w.options.cluster_size && *w.options.cluster_size != c.cluster_size) {
+        return "cluster-size " + std::to_string(c.cluster_size) + " -> " +
+               std::to_string(*w.options.cluster_size);
+    }
+    if (c.in_pool != want_pool) {
+        return want_pool ? "joins the pool" : "leaves the pool";
+    }
+    return "";
+}
+
+/* "max-inflight 16 -> 32, read-ahead ..." or "" when they match. */
+std::string settings_diff(const LiveSettings &have, const LiveSettings &want,
+                          bool compare_cache_size) {
+    std::string d;
+    auto cmp = [&](const char *name, std::uint64_t h, std::uint64_t w) {
+        if (h != w) {
+            d += (d.empty() ? "" : ", ") + std::string(name) + " " +
+                 std::to_string(h) + " -> " + std::to_string(w);
+        }
+    };
+    cmp("max-inflight", have.max_inflight, want.max_inflight);
+    cmp("max-fetch", have.max_fetch, want.max_fetch);
+    cmp("read-ahead", have.read_ahead, want.read_ahead);
+    cmp("miss-timeout", have.miss_timeout, want.miss_timeout);
+    if (compare_cache_size) {
+        cmp("cache-size", have.cache_size, want.cache_size);
+    }
+    cmp("scan-threshold", have.scan_threshold, want.scan_threshold);
+    return d;
+}
+
+} // namespace
+
+LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
+                               std::uint64_t pool_size) {
+    const IcOptions opts = core_options(o, pool_size);
+    IcSettings set{};
+    std::array<char, 256> why{};
+    if (!ic_settings_resolve(&opts, &set, static_cast<uint32_t>(cluster_size),
+                             why.data(), why.size())) {
+        throw PlanError(why.data());
+    }
+    const bool bounded = set.cache_size != 0 || pool_size != 0;
+    LiveSettings s;
+    s.max_inflight = set.max_inflight;
+    s.max_fetch = set.max_fetch;
+    s.read_ahead = set.read_ahead;
+    s.miss_timeout = set.miss_timeout_ms / 1000;
+    s.scan_threshold = bounded ? set.scan_threshold : 0;
+    /* The node reports its bound in whole clusters. */
+    s.cache_size = set.cache_size / cluster_size * cluster_size;
+    return s;
+}
+
+std::vector<Action> plan_apply(const HostConfig &want,
+                               const CurrentState &have) {
+    using K = Action::Kind;
+    const bool want_pool = want.pool_size.has_value();
+    std::vector<Action> removals;
+    std::vector<Action> additions;
+    std::vector<Action> reopens;
+    std::uint64_t members_left = have.pool ? have.pool->members : 0;
+
+    for (const CurrentBase &c : have.bases) {
+        const auto w = want.bases.find(c.name);
+        std::string why;
+        if (w == want.bases.end()) {
+            removals.push_back({K::RemoveBase, c.name, "no longer listed"});
+        } else if (why = replace_reason(c, w->second, want_pool);
+                   !why.empty()) {
+            removals.push_back({K::RemoveBase, c.name, why, true});
+            additions.push_back({K::AddBase, c.name, why, true});
+        } else if (c.settings) {
+            const LiveSettings expect = expected_settings(
+                w->second.options, c.cluster_size, want.pool_size.value_or(0));
+            /* A member of the pool without a cache-size of its own
+             * reports no bound of its own. */
+            const bool own_bound = !want_pool || w->second.options.cache_size;
+            const std::string d = settings_diff(*c.settings, expect, own_bound);
+            if (!d.empty()) {
+                reopens.push_back({K::ReopenBase, c.name, d});
+            }
+            continue;
+        }
+        if (c.in_pool && c.has_ic_node && members_left != 0 &&
+            (w == want.bases.end() || !why.empty())) {
+            members_left--;
+        }
+    }
+    for (const auto &entry : want.bases) {
+        const std::string &name = entry.first;
+        const bool present =
+            std::any_of(have.bases.begin(), have.bases.end(),
+                        [&](const CurrentBase &c) { return c.name == name; });
+        if (!present) {
+            additions.push_back({K::AddBase, name, "new"});
+        }
+    }
+
+    std::vector<Action> pool;
+    if (have.pool && (!want_pool || have.pool->size != *want.pool_size)) {
+        if (members_left != 0) {
+            throw PlanError(
+                std::string("pool-size: the pool ") + kPoolId + " has " +
+                std::to_string(have.pool->size) + " bytes and " +
+                std::to_string(members_left) +
+                " member node(s) that stay: its size cannot change while "
+                "nodes use it (remove those bases first, or restart the "
+                "daemon and apply again)");
+        }
+        pool.push_back({K::DeletePool, "",
+                        want_pool ? "size " + std::to_string(have.pool->size) +
+                                        " -> " + std::to_string(*want.pool_size)
+                                  : "pool-size no longer set"});
+    }
+    if (want_pool && (!have.pool || have.pool->size != *want.pool_size)) {
+        pool.push_back({K::CreatePool, "", std::to_string(*want.pool_size)});
+    }
+
+    std::vector<Action> all = std::move(removals);
+    all.insert(all.end(), pool.begin(), pool.end());
+    all.insert(all.end(), additions.begin(), additions.end());
+    all.insert(all.end(), reopens.begin(), reopens.end());
+    return all;
+}
+
+} // namespace icctl
