@@ -630,6 +630,8 @@ def scenario_reopen(work, base):
             stats_excerpt(d, ["settings"])
             step("an option that changes the data is refused")
             qmp_show(d, "blockdev-reopen", {"options": [ic_node(**{"cluster-size": 65536})]})
+            qmp_show(d, "blockdev-reopen",
+                     {"options": [ic_node(**{"base-fingerprint": "golden-2026.12"})]})
             step("trace events cannot be switched at run time: "
                  "qemu-storage-daemon has no trace QMP commands")
             cmds = sorted(c["name"] for c in d.qmp.cmd("query-commands"))
