@@ -266,8 +266,11 @@ BaseUrl BaseUrl::parse(std::string_view url) {
         u.path = path;
         return u;
     }
-    if (url.substr(0, 12) == "nbd+unix:///") {
-        std::string_view rest = url.substr(12);
+    if (url.substr(0, 11) == "nbd+unix://") {
+        std::string_view rest = url.substr(11);
+        if (!rest.empty() && rest.front() == '/') {
+            rest.remove_prefix(1);
+        }
         const std::size_t q = rest.find("?socket=");
         if (q == std::string_view::npos || q + 8 >= rest.size() ||
             rest[q + 8] != '/' ||
@@ -320,10 +323,12 @@ std::string BaseUrl::canonical() const {
     case Kind::Nfs:
         return "nfs://" + host + path;
     case Kind::NbdUnix:
-        return "nbd+unix:///" + export_name + "?socket=" + socket;
+        return export_name.empty()
+                   ? "nbd+unix://?socket=" + socket
+                   : "nbd+unix:///" + export_name + "?socket=" + socket;
     case Kind::NbdTcp:
-        return "nbd://" + host + (port.empty() ? "" : ":" + port) + "/" +
-               export_name;
+        return "nbd://" + host + ":" + (port.empty() ? "10809" : port) +
+               (export_name.empty() ? "" : "/" + export_name);
     }
     return "";
 }

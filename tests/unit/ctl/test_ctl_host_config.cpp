@@ -94,7 +94,12 @@ TEST(HostConfig, Urls) {
     EXPECT_EQ(u.export_name, "gold");
     EXPECT_EQ(u.socket, "/run/g.sock");
     EXPECT_EQ(BaseUrl::parse("nbd://h:10810/e").canonical(), "nbd://h:10810/e");
-    EXPECT_EQ(BaseUrl::parse("nbd://h").canonical(), "nbd://h/");
+    /* As QEMU prints the nodes' filenames. */
+    EXPECT_EQ(BaseUrl::parse("nbd://h").canonical(), "nbd://h:10809");
+    EXPECT_EQ(BaseUrl::parse("nbd+unix:///?socket=/s").canonical(),
+              "nbd+unix://?socket=/s");
+    EXPECT_EQ(BaseUrl::parse("nbd+unix://?socket=/s").canonical(),
+              "nbd+unix://?socket=/s");
     for (const char *bad :
          {"http://x/y", "nfs://", "nfs://srv", "nfs://srv/", "nfs:///p",
           "nbd+unix:///e", "nbd+unix:///e?socket=rel.sock", "nbd://h:0/e",

@@ -1,0 +1,332 @@
+/*
+ * intellicache-ctl vm-disk: add, remove and list the VMs' overlays.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "vm_disk.hpp"
+
+#include "apply.hpp"
+#include "commands.hpp"
+#include "daemon_ops.hpp"
+#include "host_config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <ostream>
+
+namespace icctl {
+
+namespace {
+
+/* The vhost-user-blk export offers this many queues; the libvirt disk
+ * asks for as many (docs/libvirt.rst: QEMU refuses to start with more
+ * queues than the export offers). */
+constexpr int kVhostQueues = 2;
+
+/* Where overlays and sockets go: the host file's directories, or the
+ * defaults of its example. */
+struct Dirs {
+    std::string cache_dir = "/var/lib/intellicache";
+    std::string export_dir = "/run/intellicache";
+};
+
+Dirs dirs_of(const Invocation &inv) {
+    Dirs d;
+    if (auto host = inv.value("host")) {
+        const HostConfig c = HostConfig::load(*host);
+        d.cache_dir = c.cache_dir;
+        d.export_dir = c.export_dir;
+    }
+    return d;
+}
+
+const NamedNode *find_node(const std::vector<NamedNode> &nodes,
+                           const std::string &name) {
+    const auto it =
+        std::find_if(nodes.begin(), nodes.end(),
+                     [&](const NamedNode &n) { return n.name == name; });
+    return it == nodes.end() ? nullptr : &*it;
+}
+
+std::uint64_t file_size(const std::string &path, bool &exists) {
+    struct stat st {};
+    exists = stat(path.c_str(), &st) == 0;
+    return exists ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+std::string vm_of(const Invocation &inv) {
+    if (inv.args.size() < 2) {
+        throw UsageError("vm-disk " + inv.args.at(0) + ": missing VM name");
+    }
+    const std::string &vm = inv.args[1];
+    if (std::string why = check_vm_name(vm); !why.empty()) {
+        throw UsageError("vm-disk: the VM name '" + vm + "' " + why);
+    }
+    return vm;
+}
+
+int cmd_add(const Invocation &inv, std::ostream &out) {
+    const std::string vm = vm_of(inv);
+    const auto base = inv.value("base");
+    if (!base) {
+        throw UsageError("vm-disk add: --base NAME is required");
+    }
+    if (inv.flag("nbd") && inv.flag("vhost-user")) {
+        throw UsageError("vm-disk add: --nbd and --vhost-user exclude each "
+                         "other");
+    }
+    std::optional<std::uint64_t> size;
+    if (auto s = inv.value("size")) {
+        size = parse_size(*s);
+        if (!size || *size == 0) {
+            throw UsageError("vm-disk add: --size must be a size such as 20G, "
+                             "not '" +
+                             *s + "'");
+        }
+    }
+    const bool nbd = inv.flag("nbd");
+    const Dirs dirs = dirs_of(inv);
+    const std::string path =
+        inv.value("path").value_or(dirs.cache_dir + "/vms/" + vm + ".qcow2");
+    const std::string node = vm_node_name(vm);
+    const std::string file_node = vm_file_node_name(vm);
+    const std::string base_node = "ic-" + *base;
+
+    QmpClient qmp(inv.qmp_socket, std::chrono::milliseconds(inv.timeout_ms));
+    DaemonOps daemon(qmp, std::chrono::milliseconds(inv.timeout_ms));
+    const auto nodes = daemon.nodes();
+    const NamedNode *b = find_node(nodes, base_node);
+    if (b == nullptr || b->driver != "intellicache") {
+        throw std::runtime_error("no base '" + *base +
+                                 "' in the daemon (no intellicache node " +
+                                 base_node + "; apply the host file first)");
+    }
+    if (find_node(nodes, node) != nullptr) {
+        throw std::runtime_error("VM " + vm + " has a disk already (node " +
+                                 node + ")");
+    }
+
+    /* An overlay made before (the daemon restarted) is attached again with
+     * its data; an empty file is formatted. */
+    bool exists = false;
+    const bool reuse = file_size(path, exists) != 0;
+    if (!reuse) {
+        create_cache_file(path); /* 0600: the VM's data */
+    }
+    JsonPtr f(json_args(
+        {{"driver", "file"}, {"node-name", file_node}, {"filename", path}}));
+    daemon.add_node(f.get());
+    if (!reuse) {
+        JsonPtr create(json_args({{"driver", "qcow2"}, {"file", file_node}}));
+        json_object_object_add(
+            create.get(), "size",
+            json_object_new_uint64(size.value_or(b->virtual_size)));
+        daemon.create_image("ic-create-" + vm, create.get());
+    }
+    JsonPtr q(json_args({{"driver", "qcow2"},
+                         {"node-name", node},
+                         {"file", file_node},
+                         {"backing", base_node}}));
+    daemon.add_node(q.get());
+
+    std::string socket;
+    if (nbd) {
+        socket = dirs.export_dir + "/nbd.sock";
+        mkdir(dirs.export_dir.c_str(), 0700);
+        daemon.start_nbd_server(socket);
+        JsonPtr e(json_args({{"type", "nbd"},
+                             {"id", node},
+                             {"node-name", node},
+                             {"name", vm}}));
+        json_object_object_add(e.get(), "writable", json_object_new_boolean(1));
+        daemon.add_export(e.get());
+    } else {
+        socket = dirs.export_dir + "/" + vm + ".vhost";
+        mkdir(dirs.export_dir.c_str(), 0700);
+        JsonPtr e(json_args(
+            {{"type", "vhost-user-blk"}, {"id", node}, {"node-name", node}}));
+        json_object_object_add(e.get(), "writable", json_object_new_boolean(1));
+        json_object_object_add(e.get(), "num-queues",
+                               json_object_new_int(kVhostQueues));
+        json_object *addr = json_args({{"type", "unix"}, {"path", socket}});
+        json_object_object_add(e.get(), "addr", addr);
+        daemon.add_export(e.get());
+    }
+    out << "added disk of VM " << vm << ": overlay " << path
+        << (reuse ? " (kept)" : " (created)") << " over " << base_node
+        << ", node " << node << ", "
+        << (nbd ? "NBD export " + vm + " on " : "vhost-user-blk on ") << socket
+        << "\n"
+        << libvirt_disk_xml(!nbd, socket, vm);
+    return kExitOk;
+}
+
+int cmd_remove(const Invocation &inv, std::ostream &out) {
+    const std::string vm = vm_of(inv);
+    const std::string node = vm_node_name(vm);
+    QmpClient qmp(inv.qmp_socket, std::chrono::milliseconds(inv.timeout_ms));
+    DaemonOps daemon(qmp, std::chrono::milliseconds(inv.timeout_ms));
+    const auto nodes = daemon.nodes();
+    const NamedNode *file = find_node(nodes, vm_file_node_name(vm));
+    if (find_node(nodes, node) == nullptr && file == nullptr) {
+        throw std::runtime_error("VM " + vm + " has no disk in the daemon");
+    }
+    const std::string path = file != nullptr ? file->filename : "";
+    std::string done = "removed disk of VM " + vm + ":";
+    for (const ExportInfo &e : daemon.exports()) {
+        if (e.id == node) {
+            daemon.del_export(e.id);
+            done += " export " + e.id + ",";
+        }
+    }
+    done += " nodes";
+    for (const std::string &n : {node, vm_file_node_name(vm)}) {
+        if (find_node(nodes, n) != nullptr) {
+            daemon.del_node(n);
+            done += " " + n;
+        }
+    }
+    if (inv.flag("delete") && !path.empty()) {
+        if (unlink(path.c_str()) != 0) {
+            throw std::runtime_error(done + "; cannot delete " + path + ": " +
+                                     std::strerror(errno));
+        }
+        done += "; deleted " + path;
+    } else if (!path.empty()) {
+        done += "; kept " + path;
+    }
+    out << done << "\n";
+    return kExitOk;
+}
+
+/* node -> its backing node, from the daemon's block graph. */
+std::map<std::string, std::string> backing_nodes(QmpClient &qmp) {
+    std::map<std::string, std::string> backing;
+    JsonPtr g = qmp.execute("x-debug-query-block-graph");
+    std::map<std::uint64_t, std::string> names;
+    json_object *nodes = json_member(g.get(), "nodes");
+    for (std::size_t i = 0; i < json_object_array_length(nodes); i++) {
+        json_object *n = json_object_array_get_idx(nodes, i);
+        names[json_u64(n, "id").value_or(0)] =
+            json_string(n, "name").value_or("");
+    }
+    json_object *edges = json_member(g.get(), "edges");
+    for (std::size_t i = 0; i < json_object_array_length(edges); i++) {
+        json_object *e = json_object_array_get_idx(edges, i);
+        if (json_string(e, "name") == "backing") {
+            backing[names[json_u64(e, "parent").value_or(0)]] =
+                names[json_u64(e, "child").value_or(0)];
+        }
+    }
+    return backing;
+}
+
+int cmd_list(const Invocation &inv, std::ostream &out) {
+    QmpClient qmp(inv.qmp_socket, std::chrono::milliseconds(inv.timeout_ms));
+    DaemonOps daemon(qmp, std::chrono::milliseconds(inv.timeout_ms));
+    const auto nodes = daemon.nodes();
+    const auto exports = daemon.exports();
+    const auto backing = backing_nodes(qmp);
+    std::size_t shown = 0;
+    for (const NamedNode &n : nodes) {
+        if (n.name.rfind("ic-vm-", 0) != 0 || n.driver != "qcow2") {
+            continue;
+        }
+        const NamedNode *file = find_node(nodes, n.name + "-file");
+        const auto e =
+            std::find_if(exports.begin(), exports.end(),
+                         [&](const ExportInfo &x) { return x.node == n.name; });
+        const auto b = backing.find(n.name);
+        out << n.name.substr(6) << ": base "
+            << (b != backing.end() ? b->second : "(none)") << ", overlay "
+            << (file != nullptr ? file->filename : "?") << ", "
+            << n.virtual_size << " bytes, export "
+            << (e != exports.end() ? e->type : "(none)") << "\n";
+        shown++;
+    }
+    if (shown == 0) {
+        out << "no VM disks\n";
+    }
+    return kExitOk;
+}
+
+/* The options of vm-disk are shared by its actions on the command line;
+ * each action takes only its own. */
+void check_options(const Invocation &inv, const std::string &sub,
+                   std::initializer_list<std::string_view> allowed) {
+    for (const auto &entry : inv.options) {
+        if (std::find(allowed.begin(), allowed.end(), entry.first) ==
+            allowed.end()) {
+            throw UsageError("vm-disk " + sub + ": option --" + entry.first +
+                             " does not apply");
+        }
+    }
+}
+
+} // namespace
+
+std::string libvirt_disk_xml(bool vhost_user, const std::string &socket,
+                             const std::string &export_name) {
+    if (vhost_user) {
+        /* The domain also needs shared memory: <memoryBacking> with
+         * <source type='memfd'/> and <access mode='shared'/>
+         * (docs/libvirt.rst). */
+        return "<disk type='vhostuser' device='disk'>\n"
+               "  <driver name='qemu' type='raw' queues='" +
+               std::to_string(kVhostQueues) +
+               "'/>\n"
+               "  <source type='unix' path='" +
+               socket +
+               "'>\n"
+               "    <reconnect enabled='yes' timeout='10'/>\n"
+               "  </source>\n"
+               "  <target dev='vda' bus='virtio'/>\n"
+               "</disk>\n";
+    }
+    return "<disk type='network' device='disk'>\n"
+           "  <driver name='qemu' type='raw'/>\n"
+           "  <source protocol='nbd' name='" +
+           export_name +
+           "'>\n"
+           "    <host transport='unix' socket='" +
+           socket +
+           "'/>\n"
+           "  </source>\n"
+           "  <target dev='vda' bus='virtio'/>\n"
+           "</disk>\n";
+}
+
+int run_vm_disk(const Invocation &inv, std::ostream &out) {
+    const std::string &sub = inv.args.at(0);
+    if (sub == "add") {
+        check_options(inv, sub,
+                      {"base", "nbd", "vhost-user", "size", "path", "host"});
+    } else if (sub == "remove") {
+        check_options(inv, sub, {"delete"});
+    } else {
+        check_options(inv, sub, {});
+    }
+    if (sub == "add") {
+        return cmd_add(inv, out);
+    }
+    if (sub == "remove") {
+        return cmd_remove(inv, out);
+    }
+    if (sub == "list") {
+        if (inv.args.size() > 1) {
+            throw UsageError("vm-disk list: unexpected argument '" +
+                             inv.args[1] + "'");
+        }
+        return cmd_list(inv, out);
+    }
+    throw UsageError("vm-disk: unknown action '" + sub +
+                     "' (add, remove or list)");
+}
+
+} // namespace icctl
