@@ -94,6 +94,44 @@ const std::vector<CommandSpec> &specs() {
          "nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH "
          "(libnbd).\n"
          "Exit status: 0 all match, 1 mismatches found, 2 error.\n"},
+        {"apply",
+         {{"dry-run", false}, {"json", false}},
+         1,
+         1,
+         "usage: intellicache-ctl [--qmp SOCKET] apply HOSTFILE [--dry-run] "
+         "[--json]\n"
+         "\n"
+         "Makes the daemon match the host file (docs/ctl.rst): adds, reopens,\n"
+         "replaces and removes the bases it manages (nodes ic-NAME*, NBD\n"
+         "exports NAME, pool ic-pool), and prints one line per change.\n"
+         "Cache files are created with mode 0600 and never deleted.\n"
+         "\n"
+         "  --dry-run  print what would change, change nothing\n"
+         "  --json     machine-readable JSON\n"},
+        {"vm-disk",
+         {{"base", true},
+          {"nbd", false},
+          {"vhost-user", false},
+          {"size", true},
+          {"path", true},
+          {"host", true},
+          {"delete", false}},
+         1,
+         2,
+         "usage: intellicache-ctl [--qmp SOCKET] vm-disk add VM --base NAME\n"
+         "           [--vhost-user | --nbd] [--size SIZE] [--path FILE] "
+         "[--host HOSTFILE]\n"
+         "       intellicache-ctl [--qmp SOCKET] vm-disk remove VM "
+         "[--delete]\n"
+         "       intellicache-ctl [--qmp SOCKET] vm-disk list\n"
+         "\n"
+         "A VM's writable disk: a qcow2 overlay (CACHE-DIR/vms/VM.qcow2, or\n"
+         "FILE) over the base's node ic-NAME, node ic-vm-VM, exported over\n"
+         "vhost-user-blk at EXPORT-DIR/VM.vhost (default) or as NBD export VM\n"
+         "on EXPORT-DIR/nbd.sock; prints the libvirt <disk> to use.  The\n"
+         "directories are the host file's (--host), else "
+         "/var/lib/intellicache\n"
+         "and /run/intellicache.  remove keeps the overlay unless --delete.\n"},
     };
     return all;
 }
@@ -150,6 +188,8 @@ std::string ArgParser::usage(std::string_view command) {
                "  top      live rates and latency percentiles\n"
                "  inspect  what a cache file records, without a daemon\n"
                "  verify   compare a cache file's clusters with the base\n"
+               "  apply    make the daemon match a host file\n"
+               "  vm-disk  add, remove, list VMs' overlays and exports\n"
                "\n"
                "Options:\n"
                "  --qmp SOCKET  the daemon's QMP monitor socket (default: "
@@ -314,7 +354,7 @@ Invocation ArgParser::parse(const std::vector<std::string> &argv,
             if (spec == nullptr) {
                 throw UsageError("unknown command '" + arg +
                                  "' (commands: status, metrics, top, "
-                                 "inspect, verify)");
+                                 "inspect, verify, apply, vm-disk)");
             }
             inv.command = arg;
             continue;

@@ -6,11 +6,13 @@
 
 #include "commands.hpp"
 
+#include "apply.hpp"
 #include "base_reader.hpp"
 #include "cache_file.hpp"
 #include "metrics_export.hpp"
 #include "prometheus.hpp"
 #include "status_view.hpp"
+#include "vm_disk.hpp"
 
 #include <unistd.h>
 
@@ -368,6 +370,12 @@ int run_command(const Invocation &inv, std::ostream &out) {
     }
     if (inv.command == "verify") {
         return cmd_verify(inv, out);
+    }
+    if (inv.command == "apply") {
+        return run_apply(inv, out);
+    }
+    if (inv.command == "vm-disk") {
+        return run_vm_disk(inv, out);
     }
     throw UsageError("unknown command '" + inv.command + "'");
 }

@@ -64,7 +64,7 @@ TEST(CtlArgs, BadInputIsOneClearLine) {
             {{}, "no command given (try 'intellicache-ctl --help')"},
             {{"frobnicate"},
              "unknown command 'frobnicate' (commands: status, "
-             "metrics, top, inspect, verify)"},
+             "metrics, top, inspect, verify, apply, vm-disk)"},
             {{"status", "--frob"},
              "unknown option '--frob' for status (try "
              "'intellicache-ctl status --help')"},
