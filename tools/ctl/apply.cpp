@@ -216,8 +216,8 @@ void ApplyRunner::add_base(const std::string &name, ActionReport &r) {
     const BaseConfig &b = host_.bases.at(name);
     const std::string path = host_.cache_file(name);
     const bool created = create_cache_file(path);
-    r.text = "added base " + name + " (" + b.url + "): cache file " + path +
-             (created ? " (created)" : " (kept)");
+    r.text +=
+        b.url + ", cache file " + path + (created ? " (created)" : " (kept)");
 
     JsonPtr base(BaseUrl::parse(b.url).blockdev_options(kReconnectDelay));
     json_object_object_add(
@@ -262,7 +262,6 @@ void ApplyRunner::add_base(const std::string &name, ActionReport &r) {
 
 void ApplyRunner::remove_base(const std::string &name, ActionReport &r) {
     const auto exports = daemon_.exports();
-    r.text = "removed base " + name + ":";
     for (const ExportInfo &e : exports) {
         if (e.id == ic_node_name(name)) {
             daemon_.del_export(e.id);
@@ -288,7 +287,6 @@ void ApplyRunner::reopen_base(const std::string &name, ActionReport &r) {
     json_object_array_add(list, ic_node_options(name));
     json_object_object_add(args.get(), "options", list);
     daemon_.qmp().execute("blockdev-reopen", args.get());
-    r.text = "reopened " + ic_node_name(name) + ": ";
 }
 
 std::vector<ActionReport> ApplyRunner::run(const std::vector<Action> &plan) {
@@ -298,9 +296,10 @@ std::vector<ActionReport> ApplyRunner::run(const std::vector<Action> &plan) {
         try {
             switch (a.kind) {
             case Action::Kind::RemoveBase:
+                r.text = "removed base " + a.name + " (" +
+                         (a.replace ? "to add it again: " : "") + a.reason +
+                         "):";
                 remove_base(a.name, r);
-                r.text += a.replace ? " (to add it again: " + a.reason + ")"
-                                    : " (" + a.reason + ")";
                 break;
             case Action::Kind::DeletePool: {
                 JsonPtr args(json_args({{"id", kPoolId}}));
@@ -321,20 +320,20 @@ std::vector<ActionReport> ApplyRunner::run(const std::vector<Action> &plan) {
                 break;
             }
             case Action::Kind::AddBase:
+                r.text = "added base " + a.name +
+                         (a.replace ? " again (" + a.reason + ")" : "") + ": ";
                 add_base(a.name, r);
-                if (a.replace) {
-                    r.text += " (" + a.reason + ")";
-                }
                 break;
             case Action::Kind::ReopenBase:
                 reopen_base(a.name, r);
-                r.text += a.reason;
+                r.text = "reopened " + ic_node_name(a.name) + ": " + a.reason;
                 break;
             }
         } catch (const std::exception &e) {
             r.ok = false;
+            /* What the action did before it failed is in r.text. */
             r.text = describe_action(a) + " failed: " + e.what() +
-                     (r.text.empty() ? "" : " (after: " + r.text + ")");
+                     (r.text.empty() ? "" : " (done: " + r.text + ")");
             done.push_back(std::move(r));
             break;
         }
