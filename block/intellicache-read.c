@@ -153,6 +153,9 @@ static void coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
         skip = f->op.abandoned && !f->op.waiting &&
                ic_health_state(s->health) == IC_BASE_DOWN;
         f->op.start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        if (f->kind == IC_FETCH_DEMAND) {
+            ic_core_note_guest_miss(s->core, f->op.start_ms);
+        }
     }
     f->buf = skip ? NULL : ic_buf_get(bs, f);
     if (skip) {
@@ -252,6 +255,7 @@ int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
 {
     BDRVIntellicacheState *s = bs->opaque;
     Coroutine *co = NULL;
+    uint64_t max_bytes;
     IcSegment seg;
 
     *fetch = NULL;
@@ -259,10 +263,15 @@ int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
         if (ic_health_state(s->health) != IC_BASE_UP) {
             return -EIO;
         }
-        if (s->reloading || !ic_core_slot_take(s->core, IC_FETCH_PREFETCH)) {
+        /* Guests first: while they miss, one small prefetch at a time. */
+        if (s->reloading ||
+            !ic_core_prefetch_slot_take(s->core,
+                                        qemu_clock_get_ms(QEMU_CLOCK_REALTIME),
+                                        &max_bytes)) {
             return 0;
         }
-        if (!ic_core_plan_prefetch(s->core, offset, bytes, &seg)) {
+        if (!ic_core_plan_prefetch(s->core, offset, MIN(bytes, max_bytes),
+                                   &seg)) {
             if (ic_core_slot_put(s->core)) {
                 qemu_co_queue_next(&s->slot_queue);
             }

@@ -433,6 +433,16 @@ bool ic_core_slot_put(IcCore *core) {
     return no_throw([&] { return core->core->slot_put(); });
 }
 
+void ic_core_note_guest_miss(IcCore *core, uint64_t now_ms) {
+    no_throw([&] { core->core->note_guest_miss(now_ms); });
+}
+
+bool ic_core_prefetch_slot_take(IcCore *core, uint64_t now_ms,
+                                uint64_t *max_bytes) {
+    return no_throw(
+        [&] { return core->core->prefetch_slot_take(now_ms, *max_bytes); });
+}
+
 bool ic_core_store_admit(IcCore *core, IcFetchId id) {
     return no_throw([&] { return core->core->store_admit(id); });
 }

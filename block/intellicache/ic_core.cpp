@@ -232,6 +232,17 @@ std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
     return plan_unasked(offset, bytes, seg, stats_.readahead_bytes);
 }
 
+bool Core::prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes) {
+    const std::uint64_t full = max_fetch_clusters_ * geometry_.cluster_size();
+    max_bytes =
+        slots_.guests_active(now_ms)
+            ? std::min<std::uint64_t>(
+                  full, std::max<std::uint64_t>(IC_GUEST_PREFETCH_BYTES,
+                                                geometry_.cluster_size()))
+            : full;
+    return slots_.take_prefetch(now_ms);
+}
+
 std::size_t Core::plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
                                 IcSegment &seg) {
     return plan_unasked(offset, bytes, seg, stats_.prefetch_bytes);

@@ -120,6 +120,10 @@ public:
 
     bool slot_take(IcFetchKind kind) { return slots_.take(kind); }
     bool slot_put() { return slots_.put(); }
+    void note_guest_miss(std::uint64_t now_ms) {
+        slots_.note_guest_miss(now_ms);
+    }
+    bool prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes);
 
     bool store_admit(IcFetchId id);
     bool store_writer_start() { return store_.writer_start(); }

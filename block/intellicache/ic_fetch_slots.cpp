@@ -39,6 +39,17 @@ bool FetchSlots::take(IcFetchKind kind) {
     return false;
 }
 
+bool FetchSlots::take_prefetch(std::uint64_t now_ms) {
+    if (!guests_active(now_ms)) {
+        return take(IC_FETCH_PREFETCH);
+    }
+    if (waiting_ == 0 && busy_ == 0 && limit_ > 0) {
+        busy_++;
+        return true;
+    }
+    return false;
+}
+
 std::uint32_t FetchSlots::prefetch_limit() const {
     const std::uint32_t reserve = limit_ >= 2 ? std::max(limit_ / 4, 1U) : 0;
     return limit_ - reserve;

@@ -34,6 +34,12 @@ namespace intellicache {
  *    job runs find a slot at once.  With a limit of 1 it may take the one
  *    slot when it is free (else the job could never run); a miss then
  *    waits for at most that one fetch.
+ *  - Guests first: while guests miss (one did within IC_GUEST_QUIET_MS),
+ *    prefetch takes a slot only when none is busy: a guest's miss then
+ *    finds at most one prefetch ahead of it on the base's connection.
+ *    The slots alone cannot give that: the base serves one connection in
+ *    order, so a miss waits for the bytes queued before it, free slot or
+ *    not.
  *  - A lower limit takes effect as slots come back (reads in flight are not
  *    recalled); a higher one at once for new reads, and for waiters as
  *    slots are given back.
@@ -49,6 +55,17 @@ public:
 
     /* ic_core_slot_take(). */
     bool take(IcFetchKind kind);
+    /* ic_core_note_guest_miss(). */
+    void note_guest_miss(std::uint64_t now_ms) {
+        guest_miss_ms_ = now_ms;
+        guests_seen_ = true;
+    }
+    /* Whether a guest missed within IC_GUEST_QUIET_MS before @now_ms. */
+    bool guests_active(std::uint64_t now_ms) const {
+        return guests_seen_ && now_ms - guest_miss_ms_ < IC_GUEST_QUIET_MS;
+    }
+    /* The slot half of ic_core_prefetch_slot_take(). */
+    bool take_prefetch(std::uint64_t now_ms);
     /* ic_core_slot_put(): true if one waiter must be woken. */
     bool put();
     void set_limit(std::uint32_t limit) { limit_ = limit; }
@@ -62,6 +79,8 @@ private:
     std::uint32_t limit_;
     std::uint32_t busy_ = 0;
     std::uint32_t waiting_ = 0;
+    std::uint64_t guest_miss_ms_ = 0; /* of the last guest miss */
+    bool guests_seen_ = false;
 };
 
 } // namespace intellicache

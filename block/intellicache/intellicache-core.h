@@ -665,6 +665,27 @@ bool ic_core_slot_take(IcCore *core, IcFetchKind kind);
  */
 bool ic_core_slot_put(IcCore *core);
 
+/*
+ * Guests first: a demand read (a guest's miss) started at @now_ms.  For
+ * IC_GUEST_QUIET_MS after the last one, prefetches yield to guests
+ * (ic_core_prefetch_slot_take()).
+ */
+#define IC_GUEST_QUIET_MS 500
+#define IC_GUEST_PREFETCH_BYTES (256u * 1024)
+void ic_core_note_guest_miss(IcCore *core, uint64_t now_ms);
+
+/*
+ * A slot for a prefetch at @now_ms, and in @max_bytes the most its fetch
+ * may cover.  While guests are quiet: as ic_core_slot_take(PREFETCH), and
+ * max-fetch.  While they miss: only when no base read at all is in flight,
+ * and IC_GUEST_PREFETCH_BYTES (at least a cluster).  A guest's miss then
+ * queues behind at most one small prefetch on the base's connection,
+ * instead of behind every prefetch in flight there (an unthrottled job
+ * multiplied the median miss latency by 6.6 over a 1 ms NBD base).
+ */
+bool ic_core_prefetch_slot_take(IcCore *core, uint64_t now_ms,
+                                uint64_t *max_bytes);
+
 /* ---- Storing fetched data ---- */
 
 /*

@@ -231,6 +231,54 @@ TEST(FetchSlots, RandomScheduleNeverStarvesAndNeverExceeds) {
     EXPECT_GT(done, 1000);
 }
 
+/*
+ * Guests first: within IC_GUEST_QUIET_MS of a guest's miss, prefetch goes
+ * only when the base has nothing else in flight; after, as before.
+ */
+TEST(FetchSlots, PrefetchYieldsWhileGuestsMiss) {
+    FetchSlots slots(16);
+    EXPECT_FALSE(slots.guests_active(1000)) << "no guest missed yet";
+    /* Quiet guests: prefetch fills three quarters of the slots. */
+    for (int i = 0; i < 12; i++) {
+        ASSERT_TRUE(slots.take_prefetch(1000)) << i;
+    }
+    EXPECT_FALSE(slots.take_prefetch(1000));
+    for (int i = 0; i < 12; i++) {
+        slots.put();
+    }
+
+    ASSERT_TRUE(slots.take(kDemand));
+    slots.note_guest_miss(2000);
+    EXPECT_TRUE(slots.guests_active(2000 + IC_GUEST_QUIET_MS - 1));
+    EXPECT_FALSE(slots.take_prefetch(2001)) << "a guest's miss is in flight";
+    slots.put();
+    EXPECT_TRUE(slots.take_prefetch(2002)) << "the base is idle";
+    EXPECT_FALSE(slots.take_prefetch(2003)) << "one at a time";
+    slots.put();
+    /* Quiet again once IC_GUEST_QUIET_MS passed without a miss. */
+    const uint64_t quiet = 2000 + IC_GUEST_QUIET_MS;
+    EXPECT_FALSE(slots.guests_active(quiet));
+    EXPECT_TRUE(slots.take_prefetch(quiet));
+    EXPECT_TRUE(slots.take_prefetch(quiet));
+}
+
+/* The core hands a prefetch a smaller piece while guests miss. */
+TEST(FetchSlots, PrefetchPiecesShrinkWhileGuestsMiss) {
+    IcGeometry g;
+    ASSERT_TRUE(ic_geometry_init(&g, 64 * unit::kMiB, 4096, nullptr, 0));
+    IcCore *core = ic_core_new(&g, 1, unit::kMiB, 16, nullptr, 0);
+    ASSERT_NE(core, nullptr);
+    uint64_t max_bytes = 0;
+    ASSERT_TRUE(ic_core_prefetch_slot_take(core, 100, &max_bytes));
+    EXPECT_EQ(max_bytes, unit::kMiB);
+    ic_core_slot_put(core);
+    ic_core_note_guest_miss(core, 200);
+    ASSERT_TRUE(ic_core_prefetch_slot_take(core, 300, &max_bytes));
+    EXPECT_EQ(max_bytes, IC_GUEST_PREFETCH_BYTES);
+    ic_core_slot_put(core);
+    ic_core_free(core);
+}
+
 TEST(FetchSlots, PutWithoutTakeAborts) {
     FetchSlots s(2);
     EXPECT_DEATH(s.put(), "protocol error: ic_core_slot_put\\(\\) without "
