@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <ostream>
 
@@ -154,8 +155,14 @@ CurrentState read_current_state(DaemonOps &daemon) {
         s.cache_size = json_u64(ds, "cache-size").value_or(0);
         b.settings = s;
     }
+    for (const auto &[parent, child] : daemon.backing_nodes()) {
+        const auto it = bases.find(managed_base(child, ""));
+        if (parent.rfind("ic-vm-", 0) == 0 && it != bases.end()) {
+            it->second.vm_users.push_back(parent.substr(6));
+        }
+    }
     for (const ExportInfo &e : daemon.exports()) {
-        if (auto name = managed_base(e.id, ""); bases.count(name) != 0) {
+        if (auto name = managed_base(e.id, ""); bases.contains(name)) {
             bases[name].has_export = true;
         }
     }
@@ -281,7 +288,7 @@ void ApplyRunner::remove_base(const std::string &name, ActionReport &r) {
     r.text += "; left its cache file " + host_.cache_file(name);
 }
 
-void ApplyRunner::reopen_base(const std::string &name, ActionReport &r) {
+void ApplyRunner::reopen_base(const std::string &name) {
     JsonPtr args(json_object_new_object());
     json_object *list = json_object_new_array();
     json_object_array_add(list, ic_node_options(name));
@@ -325,7 +332,7 @@ std::vector<ActionReport> ApplyRunner::run(const std::vector<Action> &plan) {
                 add_base(a.name, r);
                 break;
             case Action::Kind::ReopenBase:
-                reopen_base(a.name, r);
+                reopen_base(a.name);
                 r.text = "reopened " + ic_node_name(a.name) + ": " + a.reason;
                 break;
             }
@@ -371,10 +378,11 @@ int run_apply(const Invocation &inv, std::ostream &out) {
 
     std::vector<ActionReport> reports;
     if (dry) {
-        for (const Action &a : plan) {
-            reports.push_back(
-                {action_word(a.kind), a.name, "would " + describe_action(a)});
-        }
+        std::transform(plan.begin(), plan.end(), std::back_inserter(reports),
+                       [](const Action &a) {
+                           return ActionReport{action_word(a.kind), a.name,
+                                               "would " + describe_action(a)};
+                       });
     } else {
         reports = ApplyRunner(daemon, host).run(plan);
     }
@@ -385,7 +393,8 @@ int run_apply(const Invocation &inv, std::ostream &out) {
         for (const ActionReport &r : reports) {
             json_object *e = json_args(
                 {{"action", r.action}, {"name", r.name}, {"text", r.text}});
-            json_object_object_add(e, "ok", json_object_new_boolean(r.ok));
+            json_object_object_add(e, "ok",
+                                   json_object_new_boolean(r.ok ? 1 : 0));
             json_object_array_add(list, e);
         }
         json_object_object_add(o.get(), "dry-run",

@@ -44,7 +44,7 @@ public:
 private:
     void add_base(const std::string &name, ActionReport &r);
     void remove_base(const std::string &name, ActionReport &r);
-    void reopen_base(const std::string &name, ActionReport &r);
+    void reopen_base(const std::string &name);
     json_object *ic_node_options(const std::string &name) const;
 
     DaemonOps &daemon_;

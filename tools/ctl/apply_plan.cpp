@@ -141,6 +141,18 @@ std::vector<Action> plan_apply(const HostConfig &want,
             }
             continue;
         }
+        if (!c.vm_users.empty() && !removals.empty() &&
+            removals.back().name == c.name) {
+            std::string vms;
+            for (const std::string &vm : c.vm_users) {
+                vms += (vms.empty() ? "" : ", ") + vm;
+            }
+            throw PlanError("bases." + c.name + ": cannot remove it (" +
+                            removals.back().reason + "): the disks of VM(s) " +
+                            vms +
+                            " are overlays over it (vm-disk remove them "
+                            "first)");
+        }
         if (c.in_pool && c.has_ic_node && members_left != 0 &&
             (w == want.bases.end() || !why.empty())) {
             members_left--;

@@ -62,6 +62,7 @@ struct CurrentBase {
     std::uint64_t cluster_size = 0;                  /* in effect */
     std::optional<LiveSettings> settings;
     bool in_pool = false;
+    std::vector<std::string> vm_users; /* VMs whose overlay it backs */
 };
 
 struct CurrentPool {
@@ -98,7 +99,8 @@ LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
  * The actions, in the order to run them: removals (bases no longer
  * listed, and the first half of replacements), the pool, additions,
  * reopens.  Empty when the daemon matches.  Throws PlanError, before any
- * action, when the pool's size differs while nodes use it.
+ * action, when the pool's size differs while nodes use it, or a base to
+ * remove (or replace) backs a VM's overlay.
  */
 std::vector<Action> plan_apply(const HostConfig &want,
                                const CurrentState &have);

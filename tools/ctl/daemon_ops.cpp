@@ -62,6 +62,27 @@ std::vector<ExportInfo> DaemonOps::exports() {
     return all;
 }
 
+std::map<std::string, std::string> DaemonOps::backing_nodes() {
+    std::map<std::string, std::string> backing;
+    JsonPtr g = qmp_.execute("x-debug-query-block-graph");
+    std::map<std::uint64_t, std::string> names;
+    json_object *list = json_member(g.get(), "nodes");
+    for (std::size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *n = json_object_array_get_idx(list, i);
+        names[json_u64(n, "id").value_or(0)] =
+            json_string(n, "name").value_or("");
+    }
+    json_object *edges = json_member(g.get(), "edges");
+    for (std::size_t i = 0; i < json_object_array_length(edges); i++) {
+        json_object *e = json_object_array_get_idx(edges, i);
+        if (json_string(e, "name") == "backing") {
+            backing[names[json_u64(e, "parent").value_or(0)]] =
+                names[json_u64(e, "child").value_or(0)];
+        }
+    }
+    return backing;
+}
+
 JsonPtr DaemonOps::blockstats() {
     JsonPtr args(json_object_new_object());
     json_object_object_add(args.get(), "query-nodes",

@@ -13,6 +13,7 @@
 #include "qmp_client.hpp"
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ public:
 
     std::vector<NamedNode> nodes();
     std::vector<ExportInfo> exports();
+    /* node -> its backing node, from the daemon's block graph. */
+    std::map<std::string, std::string> backing_nodes();
     /* The query-blockstats entries by node (query-nodes). */
     JsonPtr blockstats();
 

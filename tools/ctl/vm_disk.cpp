@@ -205,34 +205,12 @@ int cmd_remove(const Invocation &inv, std::ostream &out) {
     return kExitOk;
 }
 
-/* node -> its backing node, from the daemon's block graph. */
-std::map<std::string, std::string> backing_nodes(QmpClient &qmp) {
-    std::map<std::string, std::string> backing;
-    JsonPtr g = qmp.execute("x-debug-query-block-graph");
-    std::map<std::uint64_t, std::string> names;
-    json_object *nodes = json_member(g.get(), "nodes");
-    for (std::size_t i = 0; i < json_object_array_length(nodes); i++) {
-        json_object *n = json_object_array_get_idx(nodes, i);
-        names[json_u64(n, "id").value_or(0)] =
-            json_string(n, "name").value_or("");
-    }
-    json_object *edges = json_member(g.get(), "edges");
-    for (std::size_t i = 0; i < json_object_array_length(edges); i++) {
-        json_object *e = json_object_array_get_idx(edges, i);
-        if (json_string(e, "name") == "backing") {
-            backing[names[json_u64(e, "parent").value_or(0)]] =
-                names[json_u64(e, "child").value_or(0)];
-        }
-    }
-    return backing;
-}
-
 int cmd_list(const Invocation &inv, std::ostream &out) {
     QmpClient qmp(inv.qmp_socket, std::chrono::milliseconds(inv.timeout_ms));
     DaemonOps daemon(qmp, std::chrono::milliseconds(inv.timeout_ms));
     const auto nodes = daemon.nodes();
     const auto exports = daemon.exports();
-    const auto backing = backing_nodes(qmp);
+    const auto backing = daemon.backing_nodes();
     std::size_t shown = 0;
     for (const NamedNode &n : nodes) {
         if (n.name.rfind("ic-vm-", 0) != 0 || n.driver != "qcow2") {

@@ -198,6 +198,29 @@ TEST(ApplyPlan, PoolGoesWithItsLastMember) {
               "add a (replace): leaves the pool\n");
 }
 
+TEST(ApplyPlan, ABaseUnderAVmDiskIsNotRemoved) {
+    const HostConfig before = host(kTwo);
+    CurrentState have;
+    have.bases = {live(before, "a"), live(before, "b")};
+    have.bases[1].vm_users = {"web1", "web2"};
+    const HostConfig want = host(R"("a": {"url": "nfs://s/e/a.img",)"
+                                 R"( "fingerprint": "v1"})");
+    try {
+        icctl::plan_apply(want, have);
+        FAIL() << "no error";
+    } catch (const PlanError &e) {
+        EXPECT_STREQ(e.what(), "bases.b: cannot remove it (no longer listed): "
+                               "the disks of VM(s) web1, web2 are overlays "
+                               "over it (vm-disk remove them first)");
+    }
+    /* A reopen leaves the overlays in place. */
+    const HostConfig tuned =
+        host(R"("a": {"url": "nfs://s/e/a.img", "fingerprint": "v1"},)"
+             R"("b": {"url": "nbd+unix:///g?socket=/s.sock"})");
+    EXPECT_EQ(describe(icctl::plan_apply(tuned, have)),
+              "reopen b: max-inflight 32 -> 16\n");
+}
+
 TEST(ApplyPlan, BoundedSettings) {
     icctl::NodeOptions o;
     o.cache_size = (std::uint64_t{1} << 20) + 100;
