@@ -332,3 +332,16 @@ class ApplyE2E(h.DaemonTestCase):
         self.assertEqual((r.returncode, len(r.stderr.splitlines())), (2, 1), r.stderr)
         # Nothing changed.
         self.assertEqual(self.apply().stdout, "nothing to change\n")
+
+    def test_10_the_shipped_example_plans(self):
+        example = h.REPO / "scripts" / "systemd" / "host.json.example"
+        r = self.run_ctl("apply", str(example), "--dry-run")
+        self.assertEqual(r.stdout.splitlines(), [
+            "would remove base alpha (no longer listed)",
+            "would remove base beta (no longer listed)",
+            "would delete pool ic-pool (size 67108864 -> 214748364800)",
+            "would create pool ic-pool (size 214748364800)",
+            "would add base deb12 (new)",
+            "would add base win11 (new)",
+        ])
+        self.assertEqual(self.apply().stdout, "nothing to change\n")
