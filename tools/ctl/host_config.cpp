@@ -249,8 +249,12 @@ BaseUrl BaseUrl::parse(std::string_view url) {
     const std::string shown(url);
     auto split_host = [&](std::string_view rest) {
         const std::size_t slash = rest.find('/');
-        if (slash == std::string_view::npos || slash == 0) {
-            throw ConfigError("'" + shown + "' names no server and path");
+        if (slash == 0) {
+            throw ConfigError("'" + shown + "' names no server");
+        }
+        if (slash == std::string_view::npos) {
+            throw ConfigError("'" + shown +
+                              "' names no path: want nfs://SERVER/EXPORT/PATH");
         }
         return std::pair{rest.substr(0, slash), rest.substr(slash)};
     };

@@ -159,6 +159,11 @@ TEST(HostConfig, OneLineErrorsNameTheField) {
               "host.json: bases.b.url: 'ftp://x/y' is not nfs://SERVER/PATH, "
               "nbd+unix:///EXPORT?socket=PATH or nbd://HOST[:PORT]/EXPORT");
     EXPECT_EQ(error_of(with_base("{}")), "host.json: bases.b.url: is missing");
+    EXPECT_EQ(error_of(with_base(R"({"url": "nfs://nfs1"})")),
+              "host.json: bases.b.url: 'nfs://nfs1' names no path: want "
+              "nfs://SERVER/EXPORT/PATH");
+    EXPECT_EQ(error_of(with_base(R"({"url": "nfs:///e/f"})")),
+              "host.json: bases.b.url: 'nfs:///e/f' names no server");
     EXPECT_EQ(error_of(with_base(R"({"url": "nfs://s/e/f", "fp": "x"})")),
               "host.json: bases.b.fp: unknown key (known: url, fingerprint, "
               "options)");
