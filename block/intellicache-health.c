@@ -212,6 +212,7 @@ static void coroutine_fn ic_health_tick_entry(void *opaque)
         }
         if (tick.probe) {
             s->probe_running = true;
+            ic_health_probe_started(s->health, now);
             ic_health_count(s->health, IC_HEALTH_PROBES);
             bdrv_inc_in_flight(bs);
             probe = qemu_coroutine_create(ic_probe_entry, bs);

@@ -124,6 +124,8 @@ static bool ic_fetch_end_locked(BlockDriverState *bs, IcFetch *f, int ret)
     store = ret == 0 && ic_core_store_admit(s->core, f->id);
     if (store) {
         qatomic_inc(&f->refcnt);
+    } else if (ret == 0) {
+        trace_intellicache_store_skip(bs, f, f->offset, f->bytes);
     }
     ic_fetch_left_locked(s);
     return store;
@@ -409,6 +411,7 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
         }
         if (ic_core_cache_state(s->core) == IC_CACHE_BYPASSED) {
             rd->missed = true;
+            ic_core_note_bypass(s->core, bytes);
             trace_intellicache_read_bypass(bs, offset, bytes);
             return IC_PLAN_BYPASS;
         }

@@ -32,6 +32,7 @@ typedef struct IcSnapshot {
     IcBaseState base_state;
     uint64_t health[IC_HEALTH_COUNTERS];
     bool bounded;
+    uint64_t cache_size;    /* the cache-size option in effect; 0: none */
 } IcSnapshot;
 
 static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
@@ -46,6 +47,7 @@ static bool ic_snapshot(BDRVIntellicacheState *s, IcSnapshot *snap)
         snap->state = ic_core_cache_state(s->core);
         snap->base_state = ic_health_state(s->health);
         snap->bounded = s->bounded;
+        snap->cache_size = s->settings.cache_size;
         for (int i = 0; i < IC_HEALTH_COUNTERS; i++) {
             snap->health[i] = ic_health_counter(s->health, i);
         }
@@ -172,7 +174,11 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
             .probes = snap.health[IC_HEALTH_PROBES],
             .late_fetches = snap.health[IC_HEALTH_LATE_READS],
             .zeroed_bytes = snap.stats.zeroed_bytes,
-            .has_cache_size = snap.stats.capacity_clusters != 0,
+            /*
+             * A pool member bounded by the pool alone has no bound of its
+             * own (its capacity is then the base's size).
+             */
+            .has_cache_size = snap.cache_size != 0,
             .cache_size = snap.stats.capacity_clusters *
                           snap.geometry.cluster_size,
             .has_used_bytes = snap.stats.capacity_clusters != 0,

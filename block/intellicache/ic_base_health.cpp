@@ -46,7 +46,11 @@ IcHealthTick BaseHealth::tick(std::uint64_t now_ms,
 
     out.slow = oldest_pending_ms && now_ms >= *oldest_pending_ms &&
                now_ms - *oldest_pending_ms >= IC_BASE_SLOW_MS;
-    out.probe = state_ == IC_BASE_DOWN && !oldest_pending_ms && !probe_running;
+    /* Once a second: the tick runs four times as often, for deadlines. */
+    const bool due = !last_probe_ms_ || now_ms < *last_probe_ms_ ||
+                     now_ms - *last_probe_ms_ >= IC_PROBE_INTERVAL_MS;
+    out.probe =
+        state_ == IC_BASE_DOWN && !oldest_pending_ms && !probe_running && due;
     return out;
 }
 

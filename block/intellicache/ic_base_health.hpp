@@ -53,11 +53,14 @@ public:
      * oldest base read still pending was issued (nullopt: none pending).
      * Says whether that read is slow (pending IC_BASE_SLOW_MS: the glue
      * notes READ_SLOW), and whether to start a probe (DOWN, nothing
-     * pending, no probe running).
+     * pending, no probe running, none started in the last
+     * IC_PROBE_INTERVAL_MS).
      */
     IcHealthTick tick(std::uint64_t now_ms,
                       std::optional<std::uint64_t> oldest_pending_ms,
                       bool probe_running) const;
+    /* A probe the tick asked for started at @now_ms. */
+    void probe_started(std::uint64_t now_ms) { last_probe_ms_ = now_ms; }
 
     /* Whether the health timer is needed at all. */
     static bool timer_needed(IcBaseState state, bool reads_pending) {
@@ -66,6 +69,8 @@ public:
 
 private:
     IcBaseState state_;
+    /* When the last probe started; none yet while unset. */
+    std::optional<std::uint64_t> last_probe_ms_;
 };
 
 /*

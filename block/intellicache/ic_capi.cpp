@@ -471,6 +471,10 @@ void ic_core_get_stats(const IcCore *core, IcStats *st) {
     no_throw([&] { *st = core->core->stats(); });
 }
 
+void ic_core_note_bypass(IcCore *core, uint64_t bytes) {
+    no_throw([&] { core->core->note_bypass(bytes); });
+}
+
 bool ic_core_cluster_present(const IcCore *core, uint64_t index) {
     return no_throw([&] { return core->core->cluster_present(index); });
 }
@@ -553,6 +557,10 @@ IcHealthTick ic_health_tick(const IcHealth *h, uint64_t now_ms,
 bool ic_health_timer_needed(const IcHealth *h, bool reads_pending) {
     return intellicache::BaseHealth::timer_needed(h->health.state(),
                                                   reads_pending);
+}
+
+void ic_health_probe_started(IcHealth *h, uint64_t now_ms) {
+    h->health.probe_started(now_ms);
 }
 
 void ic_health_count(IcHealth *h, IcHealthCounter c) {

@@ -827,13 +827,16 @@ bool ic_health_fails_fast(const IcHealth *h, uint64_t miss_timeout_ms);
  * whether a base read is pending, and since when (@oldest_pending_ms).
  * Says whether that read is slow (older than IC_BASE_SLOW_MS: the glue
  * notes IC_BASE_READ_SLOW), and asks for a probe while DOWN with no base
- * read pending and @probe_running false.  The glue keeps the timer armed,
+ * read pending and @probe_running false, IC_PROBE_INTERVAL_MS after the
+ * last probe started.  The glue keeps the timer armed,
  * every IC_HEALTH_TICK_MS, while ic_health_timer_needed().
  */
 IcHealthTick ic_health_tick(const IcHealth *h, uint64_t now_ms,
                             bool oldest_pending, uint64_t oldest_pending_ms,
                             bool probe_running);
 bool ic_health_timer_needed(const IcHealth *h, bool reads_pending);
+/* The probe a tick asked for started at @now_ms (probes are 1 s apart). */
+void ic_health_probe_started(IcHealth *h, uint64_t now_ms);
 
 void ic_health_count(IcHealth *h, IcHealthCounter c);
 uint64_t ic_health_counter(const IcHealth *h, IcHealthCounter c);
@@ -955,6 +958,12 @@ typedef struct IcStats {
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);
+
+/*
+ * A user read of @bytes went to the base unplanned, the cache being
+ * bypassed: counted with the misses (the base served it).
+ */
+void ic_core_note_bypass(IcCore *core, uint64_t bytes);
 
 /* ---- Latency histograms ---- */
 

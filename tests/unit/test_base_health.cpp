@@ -89,6 +89,18 @@ TEST(BaseHealth, TickProbesOnlyADownBaseWithNothingPending) {
     }
 }
 
+/* The timer ticks every 250 ms; a down base is probed once a second. */
+TEST(BaseHealth, ProbesAreASecondApart) {
+    BaseHealth h(IC_BASE_DOWN);
+    ASSERT_TRUE(h.tick(5000, std::nullopt, false).probe);
+    h.probe_started(5000);
+    for (std::uint64_t t = 5000 + IC_HEALTH_TICK_MS;
+         t < 5000 + IC_PROBE_INTERVAL_MS; t += IC_HEALTH_TICK_MS) {
+        EXPECT_FALSE(h.tick(t, std::nullopt, false).probe) << "at " << t;
+    }
+    EXPECT_TRUE(h.tick(5000 + IC_PROBE_INTERVAL_MS, std::nullopt, false).probe);
+}
+
 TEST(BaseHealth, TimerNeeded) {
     EXPECT_FALSE(BaseHealth::timer_needed(IC_BASE_UP, false));
     EXPECT_TRUE(BaseHealth::timer_needed(IC_BASE_UP, true));
