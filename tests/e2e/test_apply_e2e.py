@@ -228,6 +228,14 @@ class ApplyE2E(h.DaemonTestCase):
         r = self.run_ctl("vm-disk", "add", "vm2", "--base", "beta", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(r.stderr, "intellicache-ctl: VM vm2 has a disk already (node ic-vm-vm2)\n")
+        # A step that fails undoes the others: the NBD export name "alpha"
+        # is the base's.
+        r = self.run_ctl("vm-disk", "add", "alpha", "--base", "beta", "--nbd",
+                         "--host", str(self.host_path), check=False)
+        self.assertEqual((r.returncode, len(r.stderr.splitlines())), (2, 1), r.stderr)
+        self.assertIn("(nothing of it is left)", r.stderr)
+        self.assertFalse({"ic-vm-alpha", "ic-vm-alpha-file"} & self.nodes())
+        self.assertFalse((self.cache_dir / "vms" / "alpha.qcow2").exists())
         # The overlay holds the base's node: apply does not remove it under it.
         unlisted = dict(self.host, bases={"alpha": self.host["bases"]["alpha"]})
         self.write_host(unlisted)

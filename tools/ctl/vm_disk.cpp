@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <ostream>
+#include <ranges>
 
 namespace icctl {
 
@@ -119,44 +120,69 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
     if (!reuse) {
         create_cache_file(path); /* 0600: the VM's data */
     }
-    JsonPtr f(json_args(
-        {{"driver", "file"}, {"node-name", file_node}, {"filename", path}}));
-    daemon.add_node(f.get());
-    if (!reuse) {
-        JsonPtr create(json_args({{"driver", "qcow2"}, {"file", file_node}}));
-        json_object_object_add(
-            create.get(), "size",
-            json_object_new_uint64(size.value_or(b->virtual_size)));
-        daemon.create_image("ic-create-" + vm, create.get());
-    }
-    JsonPtr q(json_args({{"driver", "qcow2"},
-                         {"node-name", node},
-                         {"file", file_node},
-                         {"backing", base_node}}));
-    daemon.add_node(q.get());
-
+    /* What was added, undone if a later step fails, so that the VM's disk
+     * is either all there or not at all. */
+    std::vector<std::string> added;
     std::string socket;
-    if (nbd) {
-        socket = dirs.export_dir + "/nbd.sock";
-        mkdir(dirs.export_dir.c_str(), 0700);
-        daemon.start_nbd_server(socket);
-        JsonPtr e(json_args({{"type", "nbd"},
-                             {"id", node},
+    try {
+        JsonPtr f(json_args({{"driver", "file"},
+                             {"node-name", file_node},
+                             {"filename", path}}));
+        daemon.add_node(f.get());
+        added.push_back(file_node);
+        if (!reuse) {
+            JsonPtr create(
+                json_args({{"driver", "qcow2"}, {"file", file_node}}));
+            json_object_object_add(
+                create.get(), "size",
+                json_object_new_uint64(size.value_or(b->virtual_size)));
+            daemon.create_image("ic-create-" + vm, create.get());
+        }
+        JsonPtr q(json_args({{"driver", "qcow2"},
                              {"node-name", node},
-                             {"name", vm}}));
-        json_object_object_add(e.get(), "writable", json_object_new_boolean(1));
-        daemon.add_export(e.get());
-    } else {
-        socket = dirs.export_dir + "/" + vm + ".vhost";
-        mkdir(dirs.export_dir.c_str(), 0700);
-        JsonPtr e(json_args(
-            {{"type", "vhost-user-blk"}, {"id", node}, {"node-name", node}}));
-        json_object_object_add(e.get(), "writable", json_object_new_boolean(1));
-        json_object_object_add(e.get(), "num-queues",
-                               json_object_new_int(kVhostQueues));
-        json_object *addr = json_args({{"type", "unix"}, {"path", socket}});
-        json_object_object_add(e.get(), "addr", addr);
-        daemon.add_export(e.get());
+                             {"file", file_node},
+                             {"backing", base_node}}));
+        daemon.add_node(q.get());
+        added.push_back(node);
+
+        if (nbd) {
+            socket = dirs.export_dir + "/nbd.sock";
+            mkdir(dirs.export_dir.c_str(), 0700);
+            daemon.start_nbd_server(socket);
+            JsonPtr e(json_args({{"type", "nbd"},
+                                 {"id", node},
+                                 {"node-name", node},
+                                 {"name", vm}}));
+            json_object_object_add(e.get(), "writable",
+                                   json_object_new_boolean(1));
+            daemon.add_export(e.get());
+        } else {
+            socket = dirs.export_dir + "/" + vm + ".vhost";
+            mkdir(dirs.export_dir.c_str(), 0700);
+            JsonPtr e(json_args({{"type", "vhost-user-blk"},
+                                 {"id", node},
+                                 {"node-name", node}}));
+            json_object_object_add(e.get(), "writable",
+                                   json_object_new_boolean(1));
+            json_object_object_add(e.get(), "num-queues",
+                                   json_object_new_int(kVhostQueues));
+            json_object *addr = json_args({{"type", "unix"}, {"path", socket}});
+            json_object_object_add(e.get(), "addr", addr);
+            daemon.add_export(e.get());
+        }
+    } catch (const std::exception &e) {
+        for (const std::string &n : std::ranges::reverse_view(added)) {
+            try {
+                daemon.del_node(n);
+            } catch (const std::exception &) {
+                /* The first error is the one to report. */
+            }
+        }
+        if (!reuse) {
+            unlink(path.c_str()); /* created empty just now: no data */
+        }
+        throw std::runtime_error("vm-disk add " + vm + ": " + e.what() +
+                                 " (nothing of it is left)");
     }
     out << "added disk of VM " << vm << ": overlay " << path
         << (reuse ? " (kept)" : " (created)") << " over " << base_node
