@@ -171,13 +171,13 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
             daemon.add_export(e.get());
         }
     } catch (const std::exception &e) {
-        for (const std::string &n : std::ranges::reverse_view(added)) {
+        std::for_each(added.rbegin(), added.rend(), [&](const std::string &n) {
             try {
                 daemon.del_node(n);
             } catch (const std::exception &) {
                 /* The first error is the one to report. */
             }
-        }
+        });
         if (!reuse) {
             unlink(path.c_str()); /* created empty just now: no data */
         }
