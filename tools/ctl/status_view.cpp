@@ -96,6 +96,9 @@ std::string StatusRenderer::table(const std::vector<NodeView> &nodes) {
         if (n.cache_size && n.used_bytes) {
             used = human_bytes(static_cast<double>(*n.used_bytes)) + "/" +
                    human_bytes(static_cast<double>(*n.cache_size));
+        } else if (n.used_bytes) {
+            /* Bounded by its pool alone: the pool's size is the bound. */
+            used = human_bytes(static_cast<double>(*n.used_bytes)) + "/pool";
         }
         std::vector<std::string> row = {
             n.node,

@@ -73,6 +73,16 @@ TEST(CtlStatus, TableOfTwoNodes) {
     EXPECT_EQ(lines[0].find("READ/s"), std::string::npos);
 }
 
+/* A pool member without a cache-size of its own: bounded by the pool. */
+TEST(CtlStatus, PoolMemberUsedHasThePoolAsBound) {
+    const auto v = views({ctltest::node_entry(
+        "ic0", "base0",
+        ctltest::driver_specific(R"(, "used-bytes": 1048576)"))});
+    const auto lines = lines_of(StatusRenderer::table(v));
+    ASSERT_EQ(lines.size(), 2U);
+    EXPECT_NE(lines[1].find("1.0M/pool"), std::string::npos) << lines[1];
+}
+
 TEST(CtlStatus, BaseSizesFromNamedNodes) {
     auto nodes = ctltest::parse(ctltest::blockstats(
         {ctltest::node_entry("ic0", "base0", ctltest::driver_specific()),
