@@ -18,6 +18,7 @@ import os
 import stat
 import subprocess
 import time
+import unittest
 from pathlib import Path
 
 import intellicache_harness as h
@@ -353,3 +354,56 @@ class ApplyE2E(h.DaemonTestCase):
             "would add base win11 (new)",
         ])
         self.assertEqual(self.apply().stdout, "nothing to change\n")
+
+
+class ApplyNfsE2E(h.DaemonTestCase):
+    """apply with an nfs:// base (nfs-ganesha on 127.0.0.1): the base node's
+    filename, as QEMU's nfs driver prints it, matches the file's URL, so a
+    second apply changes nothing."""
+
+    PROGRAMS = ("ganesha.nfsd", "rpcbind", "nbdcopy")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ctl = ctl_binary()
+        if not cls.ctl.exists():
+            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        export = cls.tmp / "export"
+        export.mkdir()
+        cls.base_sha = h.make_base_image(export / "golden.img", BASE_SIZE, seed=31)
+        cls.ganesha = h.Ganesha(cls.tmp, export)
+        cls.addClassCleanup(cls.ganesha.stop)
+        try:
+            cls.ganesha.start()
+        except h.PortBusy as e:
+            raise unittest.SkipTest(str(e)) from e
+        cls.daemon = EmptyDaemon(cls.tmp)
+        cls.addClassCleanup(cls.daemon.stop)
+        cls.daemon.start()
+        cls.host_path = cls.tmp / "host.json"
+        cls.host = {"cache-dir": str(cls.tmp / "cache"), "export-dir": str(cls.tmp / "run"),
+                    "bases": {"golden": {"url": cls.ganesha.url("golden.img"),
+                                         "fingerprint": "v1"}}}
+
+    def run_apply(self):
+        self.host_path.write_text(json.dumps(self.host))
+        r = subprocess.run([str(self.ctl), "--qmp", str(self.daemon.ctl_path), "apply",
+                            str(self.host_path)], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def test_nfs_base_applied_once(self):
+        out = self.run_apply()
+        self.assertTrue(out.startswith(f"added base golden: {self.ganesha.url('golden.img')}, "),
+                        out)
+        nodes = {n["node-name"]: n for n in
+                 self.daemon.qmp.cmd("query-named-block-nodes", flat=True)}
+        self.assertEqual(nodes["ic-golden-base"]["drv"], "nfs")
+        self.assertTrue(nodes["ic-golden-base"]["ro"])
+        uri = h.nbd_uri(self.tmp / "run" / "nbd.sock", "golden")
+        self.assertEqual(h.nbd_read_all(uri).sha256, self.base_sha)
+        self.assertEqual(self.run_apply(), "nothing to change\n")
+        self.host["bases"]["golden"]["options"] = {"miss-timeout": 5}
+        self.assertEqual(self.run_apply(), "reopened ic-golden: miss-timeout 20 -> 5\n")
+        self.assertEqual(self.run_apply(), "nothing to change\n")
