@@ -68,8 +68,7 @@ std::string replace_reason(const CurrentBase &c, const BaseConfig &w,
 }
 
 /* "max-inflight 16 -> 32, read-ahead ..." or "" when they match. */
-std::string settings_diff(const LiveSettings &have, const LiveSettings &want,
-                          bool compare_cache_size) {
+std::string settings_diff(const LiveSettings &have, const LiveSettings &want) {
     std::string d;
     auto cmp = [&](const char *name, std::uint64_t h, std::uint64_t w) {
         if (h != w) {
@@ -81,9 +80,7 @@ std::string settings_diff(const LiveSettings &have, const LiveSettings &want,
     cmp("max-fetch", have.max_fetch, want.max_fetch);
     cmp("read-ahead", have.read_ahead, want.read_ahead);
     cmp("miss-timeout", have.miss_timeout, want.miss_timeout);
-    if (compare_cache_size) {
-        cmp("cache-size", have.cache_size, want.cache_size);
-    }
+    cmp("cache-size", have.cache_size, want.cache_size);
     cmp("scan-threshold", have.scan_threshold, want.scan_threshold);
     return d;
 }
@@ -132,10 +129,9 @@ std::vector<Action> plan_apply(const HostConfig &want,
         } else if (c.settings) {
             const LiveSettings expect = expected_settings(
                 w->second.options, c.cluster_size, want.pool_size.value_or(0));
-            /* A member of the pool without a cache-size of its own
-             * reports no bound of its own. */
-            const bool own_bound = !want_pool || w->second.options.cache_size;
-            const std::string d = settings_diff(*c.settings, expect, own_bound);
+            /* A pool member without a cache-size of its own reports none
+             * (0), as expected_settings() gives. */
+            const std::string d = settings_diff(*c.settings, expect);
             if (!d.empty()) {
                 reopens.push_back({K::ReopenBase, c.name, d});
             }

@@ -154,6 +154,22 @@ TEST(ApplyPlan, PoolMembersMatching) {
     EXPECT_TRUE(icctl::plan_apply(want, have).empty());
 }
 
+TEST(ApplyPlan, AnOwnBoundLeftOutInThePoolIsReopened) {
+    const HostConfig before =
+        host(R"("a": {"url": "nfs://s/e/a.img", "options": )"
+             R"({"cache-size": "4M", "scan-threshold": "1M"}})",
+             R"("pool-size": "1G", )");
+    CurrentState have;
+    have.bases = {live(before, "a", true)};
+    have.pool = CurrentPool{std::uint64_t{1} << 30, 1};
+    const HostConfig want =
+        host(R"("a": {"url": "nfs://s/e/a.img", "options": )"
+             R"({"scan-threshold": "1M"}})",
+             R"("pool-size": "1G", )");
+    EXPECT_EQ(describe(icctl::plan_apply(want, have)),
+              "reopen a: cache-size 4194304 -> 0\n");
+}
+
 TEST(ApplyPlan, PoolSizeCannotChangeUnderMembers) {
     const HostConfig before = host(kTwo, R"("pool-size": "1G", )");
     CurrentState have;
