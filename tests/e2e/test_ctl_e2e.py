@@ -294,6 +294,37 @@ class CtlE2E(h.NbdkitFileTestCase):
 
     # --- bad input ---
 
+    # --- profile, prefetch, jobs ---
+
+    def test_profile_prefetch_and_jobs(self):
+        """Record a boot profile on ic0, replay it into a new node's empty
+        cache with a prefetch job, wait for the job, list the jobs."""
+        profile = self.dir / "boot.profile"
+        self.assertIn("recording", self.ok("profile", "start", "ic0", str(profile)))
+        self.assertEqual(h.nbd_read_all(self.daemon.uri_for("ic0")).sha256, self.base_sha)
+        self.assertIn("written", self.ok("profile", "stop", "ic0"))
+        self.assertGreater(profile.stat().st_size, 64)
+        self.fails(("profile", "stop", "ic0"), r"profile")
+
+        cache2 = h.create_cache_file(self.dir / "cache2.img")
+        qmp = self.daemon.qmp
+        qmp.cmd("blockdev-add", **h.file_node("cache2", cache2, direct=False))
+        qmp.cmd("blockdev-add", **h.intellicache_node("ic2", "base0", "cache2"))
+        try:
+            out = self.ok("prefetch", "ic2", "--profile", str(profile), "--wait",
+                          timeout=120)
+            self.assertEqual(out.splitlines(), ["job prefetch-ic2 started",
+                                                "job prefetch-ic2 done"])
+            st = self.daemon.stats("ic2")
+            self.assertEqual(st["cached-clusters"], st["cluster-count"])
+            self.assertGreater(st["prefetch-bytes"], 0)
+            self.assertEqual(self.ok("jobs"), "no jobs\n")
+            self.fails(("prefetch", "nosuch"), r"nosuch")
+            self.fails(("prefetch", "ic2", "--speed", "fast"), r"--speed 'fast'")
+        finally:
+            qmp.cmd("blockdev-del", **{"node-name": "ic2"})
+            qmp.cmd("blockdev-del", **{"node-name": "cache2"})
+
     def test_bad_input_one_line_and_nonzero(self):
         junk = self.dir / "junk.img"
         junk.write_bytes(b"not a cache " * 1000)

@@ -132,6 +132,39 @@ const std::vector<CommandSpec> &specs() {
          "directories are the host file's (--host), else "
          "/var/lib/intellicache\n"
          "and /run/intellicache.  remove keeps the overlay unless --delete.\n"},
+        {"profile",
+         {},
+         2,
+         3,
+         "usage: intellicache-ctl [--qmp SOCKET] profile start NODE FILE\n"
+         "       intellicache-ctl [--qmp SOCKET] profile stop NODE\n"
+         "\n"
+         "Records the order in which the node's users first read each\n"
+         "cluster (a boot profile, docs/warmup.rst), written to FILE when\n"
+         "the recording stops.\n"},
+        {"prefetch",
+         {{"profile", true}, {"speed", true}, {"job", true}, {"wait", false}},
+         1,
+         1,
+         "usage: intellicache-ctl [--qmp SOCKET] prefetch NODE [--profile "
+         "FILE]\n"
+         "           [--speed BYTES] [--job ID] [--wait]\n"
+         "\n"
+         "Starts an intellicache-prefetch job that warms the node's cache:\n"
+         "the clusters of a boot profile in its order, else the whole base.\n"
+         "\n"
+         "  --profile FILE  the profile to replay\n"
+         "  --speed BYTES   most bytes per second fetched (e.g. 200M)\n"
+         "  --job ID        the job's id (default prefetch-NODE)\n"
+         "  --wait          wait for the job to end; exit 2 if it failed\n"},
+        {"jobs",
+         {},
+         0,
+         0,
+         "usage: intellicache-ctl [--qmp SOCKET] jobs\n"
+         "\n"
+         "The daemon's jobs (prefetches among them): id, type, status and\n"
+         "progress.\n"},
     };
     return all;
 }
@@ -190,6 +223,9 @@ std::string ArgParser::usage(std::string_view command) {
                "  verify   compare a cache file's clusters with the base\n"
                "  apply    make the daemon match a host file\n"
                "  vm-disk  add, remove, list VMs' overlays and exports\n"
+               "  profile  record a boot profile (start, stop)\n"
+               "  prefetch warm a cache: a profile, or the whole base\n"
+               "  jobs     the daemon's jobs and their progress\n"
                "\n"
                "Options:\n"
                "  --qmp SOCKET  the daemon's QMP monitor socket (default: "
@@ -354,7 +390,8 @@ Invocation ArgParser::parse(const std::vector<std::string> &argv,
             if (spec == nullptr) {
                 throw UsageError("unknown command '" + arg +
                                  "' (commands: status, metrics, top, "
-                                 "inspect, verify, apply, vm-disk)");
+                                 "inspect, verify, apply, vm-disk, "
+                                 "profile, prefetch, jobs)");
             }
             inv.command = arg;
             continue;

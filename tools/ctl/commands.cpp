@@ -13,6 +13,7 @@
 #include "prometheus.hpp"
 #include "status_view.hpp"
 #include "vm_disk.hpp"
+#include "warmup.hpp"
 
 #include <unistd.h>
 
@@ -376,6 +377,15 @@ int run_command(const Invocation &inv, std::ostream &out) {
     }
     if (inv.command == "vm-disk") {
         return run_vm_disk(inv, out);
+    }
+    if (inv.command == "profile") {
+        return run_profile(inv, out);
+    }
+    if (inv.command == "prefetch") {
+        return run_prefetch(inv, out);
+    }
+    if (inv.command == "jobs") {
+        return run_jobs(inv, out);
     }
     throw UsageError("unknown command '" + inv.command + "'");
 }

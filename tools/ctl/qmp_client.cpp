@@ -152,10 +152,18 @@ JsonPtr QmpClient::read_message() {
                            (msg ? "not an object" : error));
         }
         if (json_member(msg.get(), "event") != nullptr) {
+            if (events_.size() == kMaxEvents) {
+                events_.erase(events_.begin());
+            }
+            events_.push_back(std::move(msg));
             continue;
         }
         return msg;
     }
+}
+
+std::vector<JsonPtr> QmpClient::take_events() {
+    return std::exchange(events_, {});
 }
 
 JsonPtr QmpClient::execute(const std::string &command, json_object *args) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace icctl {
 
@@ -24,8 +25,8 @@ public:
 
 /*
  * One QMP session: connect, negotiate capabilities, then commands one at
- * a time.  Events arriving in between are skipped.  Every wait on the
- * socket is bounded by the timeout given at connect time.
+ * a time.  Events arriving in between are kept for take_events().  Every wait
+ * on the socket is bounded by the timeout given at connect time.
  */
 class QmpClient {
 public:
@@ -40,6 +41,11 @@ public:
 
     const std::string &socket_path() const { return path_; }
 
+    /* The events received since the last call, oldest first (at most
+     * kMaxEvents: older ones are dropped). */
+    std::vector<JsonPtr> take_events();
+    static constexpr std::size_t kMaxEvents = 256;
+
 private:
     JsonPtr read_message();
     std::string read_line();
@@ -51,6 +57,7 @@ private:
     std::chrono::steady_clock::time_point deadline_;
     int fd_ = -1;
     std::string buffer_;
+    std::vector<JsonPtr> events_;
 };
 
 } // namespace icctl

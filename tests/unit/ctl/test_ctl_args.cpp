@@ -64,7 +64,14 @@ TEST(CtlArgs, BadInputIsOneClearLine) {
             {{}, "no command given (try 'intellicache-ctl --help')"},
             {{"frobnicate"},
              "unknown command 'frobnicate' (commands: status, "
-             "metrics, top, inspect, verify, apply, vm-disk)"},
+             "metrics, top, inspect, verify, apply, vm-disk, profile, "
+             "prefetch, jobs)"},
+            {{"prefetch"},
+             "prefetch: missing argument (try 'intellicache-ctl prefetch "
+             "--help')"},
+            {{"profile", "start"},
+             "profile: missing argument (try 'intellicache-ctl profile "
+             "--help')"},
             {{"status", "--frob"},
              "unknown option '--frob' for status (try "
              "'intellicache-ctl status --help')"},
