@@ -3,7 +3,7 @@
 # intellicache module for the host (docs/libvirt.rst, "The systemd unit").
 #
 #   scripts/install-unit.sh [--destdir DIR] [--prefix DIR] [--qsd PATH]
-#                           [--module-dir DIR] [--no-reload]
+#                           [--module-dir DIR] [--ctl PATH] [--no-reload]
 #
 #   --destdir DIR     install under DIR (a staging or test root; also
 #                     $DESTDIR); the paths written into the unit are not
@@ -14,6 +14,9 @@
 #                     build/qemu/build/storage-daemon/qemu-storage-daemon)
 #   --module-dir DIR  where QEMU finds block-intellicache.so (default:
 #                     this tree's build/qemu/build)
+#   --ctl PATH        intellicache-ctl, which applies /etc/intellicache/
+#                     host.json after each start when that file exists
+#                     (default: this tree's build/tools/ctl/intellicache-ctl)
 #   --no-reload       do not run 'systemctl daemon-reload' (it is never run
 #                     with --destdir, nor when systemd is not running)
 #
@@ -26,6 +29,7 @@ destdir=${DESTDIR:-}
 prefix=
 qsd=$root/build/qemu/build/storage-daemon/qemu-storage-daemon
 moddir=$root/build/qemu/build
+ctl=$root/build/tools/ctl/intellicache-ctl
 reload=yes
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,20 +37,21 @@ while [ $# -gt 0 ]; do
     --prefix) prefix=$2; shift 2 ;;
     --qsd) qsd=$2; shift 2 ;;
     --module-dir) moddir=$2; shift 2 ;;
+    --ctl) ctl=$2; shift 2 ;;
     --no-reload) reload=no; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-unit: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
 
-for p in "$qsd" "$moddir" "$prefix"; do
+for p in "$qsd" "$moddir" "$ctl" "$prefix"; do
     case "$p" in
     ""|/*) ;;
     *) echo "install-unit: '$p' is not an absolute path" >&2; exit 2 ;;
     esac
 done
 # systemd unit files: no spaces or specifiers in the paths we write
-for p in "$qsd" "$moddir" "$root"; do
+for p in "$qsd" "$moddir" "$ctl" "$root"; do
     case "$p" in
     *[[:space:]%\\]*) echo "install-unit: unusable path for a unit: '$p'" >&2; exit 2 ;;
     esac
@@ -63,6 +68,7 @@ fi
 dest=$destdir$unitdir/intellicache.service
 mkdir -p "$destdir$unitdir"
 sed -e "s|@QSD@|$qsd|g" -e "s|@MODULE_DIR@|$moddir|g" -e "s|@DOCDIR@|$root/docs|g" \
+    -e "s|@CTL@|$ctl|g" \
     "$root/scripts/systemd/intellicache.service.in" > "$dest.tmp"
 if grep -q '@[A-Z_]*@' "$dest.tmp"; then
     echo "install-unit: unfilled placeholder in the unit" >&2
