@@ -671,7 +671,7 @@ bool ic_core_slot_put(IcCore *core);
  * (ic_core_prefetch_slot_take()).
  */
 #define IC_GUEST_QUIET_MS 500
-#define IC_GUEST_PREFETCH_BYTES (256u * 1024)
+#define IC_GUEST_PREFETCH_BYTES (UINT64_C(256) * 1024)
 void ic_core_note_guest_miss(IcCore *core, uint64_t now_ms);
 
 /*
