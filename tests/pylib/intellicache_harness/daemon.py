@@ -10,7 +10,7 @@ from .common import HarnessError, log_tail, qemu_env, qsd_binary, unix_socket_re
 from .nbd import nbd_uri
 from .nodes import file_node, intellicache_node
 from .process import Server
-from .qmp import QMP
+from .qmp import QMP, QMPError
 from .stats import node_stats
 
 
@@ -61,11 +61,26 @@ class StorageDaemon(Server):
             wait_until(lambda: (unix_socket_ready(self.qmp_path)
                                 and unix_socket_ready(self.socket))
                        or self._check_alive(), timeout, f"{self.name} sockets")
-            self.qmp = QMP(self.qmp_path, name=self.tag)
+            self.qmp = self._connect_qmp()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _connect_qmp(self, attempts=3):
+        """The QMP session, tried again while the daemon lives: the
+        monitor serves one client at a time, and on a loaded machine it
+        may still be closing the readiness probe's connection when the
+        session starts (seen once as 'Failed to establish session')."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return QMP(self.qmp_path, name=self.tag)
+            except QMPError:
+                self._check_alive()
+                if attempt == attempts:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
 
     def stats(self, node=None):
         """The intellicache node's counters and state (harness.stats.node_stats)
