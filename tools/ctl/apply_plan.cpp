@@ -15,24 +15,6 @@ namespace icctl {
 
 namespace {
 
-IcOptions core_options(const NodeOptions &o, std::uint64_t pool_size) {
-    IcOptions c{};
-    auto set = [](bool &has, std::uint64_t &v,
-                  const std::optional<std::uint64_t> &from) {
-        has = from.has_value();
-        v = from.value_or(0);
-    };
-    set(c.has_cluster_size, c.cluster_size, o.cluster_size);
-    set(c.has_max_inflight, c.max_inflight, o.max_inflight);
-    set(c.has_max_fetch, c.max_fetch, o.max_fetch);
-    set(c.has_read_ahead, c.read_ahead, o.read_ahead);
-    set(c.has_miss_timeout, c.miss_timeout, o.miss_timeout);
-    set(c.has_cache_size, c.cache_size, o.cache_size);
-    set(c.has_scan_threshold, c.scan_threshold, o.scan_threshold);
-    c.pool_size = pool_size;
-    return c;
-}
-
 /* Why the base must be removed and added again, or "" if a reopen (or
  * nothing) does. */
 std::string replace_reason(const CurrentBase &c, const BaseConfig &w,
@@ -89,7 +71,7 @@ std::string settings_diff(const LiveSettings &have, const LiveSettings &want) {
 
 LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
                                std::uint64_t pool_size) {
-    const IcOptions opts = core_options(o, pool_size);
+    const IcOptions opts = o.to_core(pool_size);
     IcSettings set{};
     std::array<char, 256> why{};
     if (!ic_settings_resolve(&opts, &set, static_cast<uint32_t>(cluster_size),

@@ -164,20 +164,7 @@ NodeOptions read_options(const FieldReader &r) {
  * bad value is reported before anything changes. */
 void check_options(const NodeOptions &o, std::optional<std::uint64_t> pool,
                    const FieldReader &where) {
-    IcOptions c{};
-    auto set = [](bool &has, std::uint64_t &v,
-                  const std::optional<std::uint64_t> &from) {
-        has = from.has_value();
-        v = from.value_or(0);
-    };
-    set(c.has_cluster_size, c.cluster_size, o.cluster_size);
-    set(c.has_max_inflight, c.max_inflight, o.max_inflight);
-    set(c.has_max_fetch, c.max_fetch, o.max_fetch);
-    set(c.has_read_ahead, c.read_ahead, o.read_ahead);
-    set(c.has_miss_timeout, c.miss_timeout, o.miss_timeout);
-    set(c.has_cache_size, c.cache_size, o.cache_size);
-    set(c.has_scan_threshold, c.scan_threshold, o.scan_threshold);
-    c.pool_size = pool.value_or(0);
+    const IcOptions c = o.to_core(pool.value_or(0));
     IcSettings out{};
     std::array<char, 256> why{};
     if (!ic_options_check(&c, &out, why.data(), why.size())) {
@@ -390,6 +377,24 @@ NodeOptions NodeOptions::over(const NodeOptions &d) const {
     fill(o.cache_size, d.cache_size);
     fill(o.scan_threshold, d.scan_threshold);
     return o;
+}
+
+IcOptions NodeOptions::to_core(std::uint64_t pool_size) const {
+    IcOptions c{};
+    auto set = [](bool &has, std::uint64_t &v,
+                  const std::optional<std::uint64_t> &from) {
+        has = from.has_value();
+        v = from.value_or(0);
+    };
+    set(c.has_cluster_size, c.cluster_size, cluster_size);
+    set(c.has_max_inflight, c.max_inflight, max_inflight);
+    set(c.has_max_fetch, c.max_fetch, max_fetch);
+    set(c.has_read_ahead, c.read_ahead, read_ahead);
+    set(c.has_miss_timeout, c.miss_timeout, miss_timeout);
+    set(c.has_cache_size, c.cache_size, cache_size);
+    set(c.has_scan_threshold, c.scan_threshold, scan_threshold);
+    c.pool_size = pool_size;
+    return c;
 }
 
 HostConfig HostConfig::parse(const std::string &text,

@@ -9,6 +9,8 @@
 #ifndef ICCTL_HOST_CONFIG_HPP
 #define ICCTL_HOST_CONFIG_HPP
 
+#include "intellicache-core.h"
+
 #include <json-c/json.h>
 
 #include <cstdint>
@@ -70,6 +72,9 @@ struct NodeOptions {
 
     /* These options, each one missing taken from @defaults. */
     NodeOptions over(const NodeOptions &defaults) const;
+    /* As the core's option checks take them, in a pool of @pool_size
+     * bytes (0: none). */
+    IcOptions to_core(std::uint64_t pool_size) const;
     bool operator==(const NodeOptions &) const = default;
 };
 
