@@ -47,7 +47,7 @@ import intellicache_harness as h  # noqa: E402
 
 MiB, KiB = h.MiB, h.KiB
 BASE_SIZE = 64 * MiB
-CTL = Path(os.environ.get("IC_CTL", REPO / "build" / "tools" / "ctl" / "intellicache-ctl"))
+CTL = h.ctl_binary()
 WORK = None  # the work directory, printed as $WORK
 
 

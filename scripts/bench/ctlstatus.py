@@ -13,7 +13,6 @@ below --target-ms (200 ms: the target of issue 12).
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,8 +31,7 @@ def parse_args():
     p.add_argument("--target-ms", type=float, default=200.0)
     p.add_argument("--check", action="store_true",
                    help="exit 1 if the median of status misses --target-ms")
-    p.add_argument("--ctl", default=os.environ.get(
-        "IC_CTL", str(h.REPO / "build" / "tools" / "ctl" / "intellicache-ctl")))
+    p.add_argument("--ctl", default=str(h.ctl_binary()))
     p.add_argument("--output", default=str(h.REPO / "build" / "bench-ctl.json"))
     return p.parse_args()
 

@@ -26,9 +26,6 @@ import intellicache_harness as h
 BASE_SIZE = 6 * h.MiB + 3 * 512
 
 
-def ctl_binary():
-    return Path(os.environ.get("IC_CTL", h.REPO / "build" / "tools" / "ctl" / "intellicache-ctl"))
-
 
 class EmptyDaemon(h.Server):
     """qemu-storage-daemon with no node, no export, no NBD server: only
@@ -71,9 +68,7 @@ class ApplyE2E(h.DaemonTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ctl = ctl_binary()
-        if not cls.ctl.exists():
-            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        cls.ctl = h.built_ctl()
         cls.base_sha = {}
         cls.nbdkit = {}
         for seed, name in enumerate(("alpha", "beta"), start=21):
@@ -366,9 +361,7 @@ class ApplyNfsE2E(h.DaemonTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ctl = ctl_binary()
-        if not cls.ctl.exists():
-            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        cls.ctl = h.built_ctl()
         export = cls.tmp / "export"
         export.mkdir()
         cls.base_sha = h.make_base_image(export / "golden.img", BASE_SIZE, seed=31)

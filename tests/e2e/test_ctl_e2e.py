@@ -23,16 +23,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import intellicache_harness as h
 
 BASE_SIZE = 8 * h.MiB + 3 * 512
 CACHE_SIZE = 2 * h.MiB
 
-
-def ctl_binary():
-    return Path(os.environ.get("IC_CTL", h.REPO / "build" / "tools" / "ctl" / "intellicache-ctl"))
 
 
 class CtlE2E(h.NbdkitFileTestCase):
@@ -43,9 +39,7 @@ class CtlE2E(h.NbdkitFileTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ctl = ctl_binary()
-        if not cls.ctl.exists():
-            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        cls.ctl = h.built_ctl()
         cls.nk = h.Nbdkit(cls.tmp, "file", {"file": cls.base_path, "cache": "none"},
                           tag="base")
         cls.addClassCleanup(cls.nk.stop)
@@ -388,9 +382,7 @@ class CtlNfsE2E(h.DaemonTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ctl = ctl_binary()
-        if not cls.ctl.exists():
-            raise h.HarnessError(f"{cls.ctl} not built (scripts/build.sh)")
+        cls.ctl = h.built_ctl()
         cls.export = cls.tmp / "export"
         cls.export.mkdir()
         cls.base_sha = h.make_base_image(cls.export / "base.img", cls.BASE_SIZE, seed=5)

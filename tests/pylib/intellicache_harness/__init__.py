@@ -32,7 +32,7 @@ tests/e2e/run.sh and scripts/bench.py set it.  No module edits sys.path.
 Needs Python's standard library and QEMU's qemu.qmp only.
 """
 
-from .common import (GiB, KiB, MiB, REPO, TiB, HarnessError, PortBusy, fd_count,
+from .common import (GiB, KiB, MiB, REPO, TiB, HarnessError, PortBusy, built_ctl, ctl_binary, fd_count,
                      log_tail, missing_programs, proc_cpu_s, proc_status_kib, qemu_binary,
                      qemu_build_dir, qemu_env, qsd_binary, tcp_port_open, unix_socket_ready,
                      wait_until)
@@ -51,7 +51,8 @@ from .stats import node_stats
 from .testcase import DaemonTestCase, NbdkitFileTestCase
 
 __all__ = [
-    "GiB", "KiB", "MiB", "REPO", "TiB", "HarnessError", "PortBusy", "fd_count", "log_tail",
+    "GiB", "KiB", "MiB", "REPO", "TiB", "HarnessError", "PortBusy", "built_ctl", "ctl_binary",
+    "fd_count", "log_tail",
     "missing_programs", "proc_cpu_s", "proc_status_kib", "qemu_binary", "qemu_build_dir",
     "qemu_env", "qsd_binary", "tcp_port_open", "unix_socket_ready", "wait_until",
     "IcDaemon", "StorageDaemon",

@@ -40,6 +40,19 @@ def qsd_binary():
     return qemu_binary("qemu-storage-daemon")
 
 
+def ctl_binary():
+    """intellicache-ctl: $IC_CTL, default this tree's build (not checked)."""
+    return Path(os.environ.get("IC_CTL", REPO / "build" / "tools" / "ctl" / "intellicache-ctl"))
+
+
+def built_ctl():
+    """ctl_binary(), or HarnessError if it has not been built."""
+    ctl = ctl_binary()
+    if not ctl.exists():
+        raise HarnessError(f"{ctl} not built (scripts/build.sh)")
+    return ctl
+
+
 def qemu_env():
     """The environment for QEMU programs: modules from QEMU's build."""
     return dict(os.environ, QEMU_MODULE_DIR=str(qemu_build_dir()))
