@@ -12,10 +12,21 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
 namespace ctltest {
+
+/* @text split into its lines, without their newlines. */
+inline std::vector<std::string> lines_of(const std::string &text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        out.push_back(line);
+    }
+    return out;
+}
 
 /* The driver-specific member of a node, as the daemon reports it, with
  * @extra members (a JSON fragment starting with a comma) appended. */

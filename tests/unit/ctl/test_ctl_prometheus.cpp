@@ -16,16 +16,9 @@
 
 namespace {
 
-using icctl::PrometheusRenderer;
+using ctltest::lines_of;
 
-std::vector<std::string> lines_of(const std::string &text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
-    }
-    return out;
-}
+using icctl::PrometheusRenderer;
 
 bool has_line(const std::string &text, const std::string &line) {
     for (const std::string &l : lines_of(text)) {

@@ -14,6 +14,8 @@
 
 namespace {
 
+using ctltest::lines_of;
+
 using icctl::NodeRates;
 using icctl::NodeView;
 using icctl::StatusRenderer;
@@ -23,15 +25,6 @@ std::vector<NodeView> views(const std::vector<std::string> &entries) {
     std::vector<NodeView> out;
     for (auto &n : ctltest::parse(ctltest::blockstats(entries))) {
         out.push_back({std::move(n), std::nullopt});
-    }
-    return out;
-}
-
-std::vector<std::string> lines_of(const std::string &text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
     }
     return out;
 }
