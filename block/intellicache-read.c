@@ -401,7 +401,6 @@ ic_co_plan(BlockDriverState *bs, IcRead *rd, uint64_t offset, uint64_t bytes,
     Coroutine *cos[2 * IC_PLAN_SEGMENTS];
     uint64_t ra_offset, ra_bytes;
     size_t n, n_cos = 0;
-
     unsigned hits = 0, waits = 0;
 
     pins->count = 0;

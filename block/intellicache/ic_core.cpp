@@ -173,6 +173,11 @@ void Core::note_hit(const IcSegment &seg) {
     const std::uint64_t end = seg.offset + seg.bytes;
     const std::uint64_t first = geometry_.cluster_of(seg.offset);
     const std::uint64_t last = geometry_.cluster_of(end - 1);
+    /* A warm unbounded cache has nothing to note: no walk over clusters. */
+    if (ahead_.count() == 0 && !budget_) {
+        last_touched_ = last;
+        return;
+    }
     for (std::uint64_t c = first; c <= last; c++) {
         if (ahead_.test(c)) {
             const std::uint64_t c_end = geometry_.clusters_end(c + 1);
