@@ -38,15 +38,16 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
 }
 
 /*
- * Whether the cache file can be held to cache-size (@settings, resolved):
+ * Whether the cache file can be held to cache-size (@settings, resolved)
+ * or to a pool's share (@pooled: the node is, or is to be, a member):
  * freed clusters are discarded, which the block layer silently skips
  * unless the cache file's node was opened with discard=unmap; and for a
- * "file" node, its file system must have room for the bound (what is free
- * plus what the cache file holds already).  Main loop.
+ * "file" node, its file system must have room for cache-size (what is
+ * free plus what the cache file holds already).  Main loop.
  */
 int GRAPH_RDLOCK
 ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
-                    Error **errp)
+                    bool pooled, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     BlockDriverState *cache = s->cache->bs;
@@ -55,7 +56,7 @@ ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
     int64_t allocated;
     uint64_t avail;
 
-    if (!settings->cache_size && !s->pool) {
+    if (!settings->cache_size && !pooled) {
         return 0;
     }
     if (!(cache->open_flags & BDRV_O_UNMAP)) {
@@ -356,7 +357,7 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         error_setg(errp, "%s", why);
         return -EINVAL;
     }
-    ret = ic_check_cache_size(bs, settings, errp);
+    ret = ic_check_cache_size(bs, settings, s->pool != NULL, errp);
     if (ret < 0) {
         return ret;
     }
@@ -371,16 +372,14 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         return -ENOMEM;
     }
     ic_core_apply_settings(core, settings);
-    if (s->pool) {
-        ic_core_set_pool(core, s->pool, bs);
-    }
 
     if (action == IC_OPEN_USE) {
         ret = ic_load_metadata(bs, core, errp);
     } else if (action == IC_OPEN_FORMAT || action == IC_OPEN_RESET) {
         ret = ic_format(bs, core, &want, errp);
     }
-    if (ret == 0 && !ic_core_set_bound(core, settings, why, sizeof(why))) {
+    if (ret == 0 &&
+        !ic_core_set_bound(core, settings, s->pool, bs, why, sizeof(why))) {
         error_setg(errp, "cache-file '%s': %s", cache_name, why);
         ret = -ENOMEM;
     }

@@ -99,10 +99,11 @@ ImageInfoSpecific *ic_get_specific_info(BlockDriverState *bs, Error **errp)
 }
 
 /* The tunables in effect (main loop: reopen changes them there). */
-static IntellicacheSettings *ic_qapi_settings(const IcSettings *set,
+static IntellicacheSettings *ic_qapi_settings(BDRVIntellicacheState *s,
                                               bool bounded)
 {
     IntellicacheSettings *info = g_new(IntellicacheSettings, 1);
+    const IcSettings *set = &s->settings;
 
     *info = (IntellicacheSettings) {
         .max_inflight = set->max_inflight,
@@ -110,6 +111,7 @@ static IntellicacheSettings *ic_qapi_settings(const IcSettings *set,
         .read_ahead = set->read_ahead,
         .miss_timeout = set->miss_timeout_ms / 1000,
         .scan_threshold = bounded ? set->scan_threshold : 0,
+        .pool = g_strdup(s->pool_id),
     };
     return info;
 }
@@ -188,7 +190,7 @@ BlockStatsSpecific *ic_get_specific_stats(BlockDriverState *bs)
                              snap.geometry.cluster_size,
             .scan_bytes = snap.stats.scan_bytes,
             .no_room_bytes = snap.stats.no_room_bytes,
-            .settings = ic_qapi_settings(&s->settings, snap.bounded),
+            .settings = ic_qapi_settings(s, snap.bounded),
             .hit_latency = ic_qapi_latency(s->latency, IC_LATENCY_HIT),
             .miss_latency = ic_qapi_latency(s->latency, IC_LATENCY_MISS),
             .fetch_latency = ic_qapi_latency(s->latency, IC_LATENCY_FETCH),

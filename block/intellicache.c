@@ -578,7 +578,20 @@ static void ic_attach_aio_context(BlockDriverState *bs,
 typedef struct IcReopen {
     IcSettings settings;
     bool attach_base;   /* "file" gives the node its first base */
+    bool change_pool;   /* "pool" names another pool, or none */
+    char *pool_id;      /* the new pool's, NULL: none */
+    IntellicachePool *pool_obj; /* joined in prepare, left if not taken */
+    IcPool *pool;
 } IcReopen;
+
+static void ic_reopen_free(IcReopen *r)
+{
+    if (r->pool_obj) {
+        intellicache_pool_leave(r->pool_obj);
+    }
+    g_free(r->pool_id);
+    g_free(r);
+}
 
 /*
  * A reopen whose "file" names another node than the base: the node's
@@ -611,11 +624,13 @@ ic_reopen_check_base(BDRVReopenState *state, bool *attach, Error **errp)
 
 /*
  * Reopen: the tunables (max-inflight, max-fetch, read-ahead, miss-timeout,
- * cache-size, scan-threshold) may change and apply at commit: reads in
- * progress keep the miss-timeout they began with, and a lower cache-size
- * frees the excess from drain end on.  What defines the cache's content
- * (cluster-size, base-fingerprint) may not.  "file" may attach the base
- * to a node opened without one.
+ * cache-size, scan-threshold) and the pool may change and apply at
+ * commit: reads in progress keep the miss-timeout they began with, and a
+ * lower bound frees the excess from drain end on.  A new pool is joined
+ * here, so that commit cannot fail for it; what the node holds moves to
+ * it at commit.  What defines the cache's content (cluster-size,
+ * base-fingerprint) may not change.  "file" may attach the base to a
+ * node opened without one.
  */
 static int GRAPH_UNLOCKED
 ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
@@ -623,7 +638,6 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
 {
     BDRVIntellicacheState *s = state->bs->opaque;
     g_autofree char *fingerprint = NULL;
-    g_autofree char *pool_id = NULL;
     IcReopen *r = g_new0(IcReopen, 1);
     IcSettings *settings = &r->settings;
     IcOptions opts;
@@ -631,14 +645,10 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
     int ret;
 
     if (!ic_absorb_opts(state->options, &opts, settings, &fingerprint,
-                        &pool_id, errp)) {
+                        &r->pool_id, errp)) {
         goto fail;
     }
-    if (g_strcmp0(pool_id, s->pool_id)) {
-        error_setg(errp, "Cannot change " IC_OPT_POOL " of an open "
-                   "intellicache node");
-        goto fail;
-    }
+    r->change_pool = g_strcmp0(r->pool_id, s->pool_id) != 0;
     if (opts.has_cluster_size &&
         opts.cluster_size != s->settings.cluster_size) {
         error_setg(errp, "Cannot change " IC_OPT_CLUSTER_SIZE " of an open "
@@ -657,16 +667,28 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         goto fail;
     }
     bdrv_graph_rdlock_main_loop();
-    ret = ic_check_cache_size(state->bs, settings, errp);
+    ret = ic_check_cache_size(state->bs, settings,
+                              r->change_pool ? !!r->pool_id : !!s->pool,
+                              errp);
     bdrv_graph_rdunlock_main_loop();
     if (ret < 0 || ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
         goto fail;
+    }
+    if (r->change_pool && r->pool_id) {
+        r->pool_obj = intellicache_pool_find(r->pool_id, errp);
+        r->pool = r->pool_obj ?
+            intellicache_pool_join(r->pool_obj, &ic_pool_budget_ops,
+                                   errp) : NULL;
+        if (!r->pool) {
+            r->pool_obj = NULL;
+            goto fail;
+        }
     }
     state->opaque = r;
     return 0;
 
 fail:
-    g_free(r);
+    ic_reopen_free(r);
     return -EINVAL;
 }
 
@@ -675,6 +697,7 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
     BlockDriverState *bs = state->bs;
     BDRVIntellicacheState *s = bs->opaque;
     IcReopen *r = state->opaque;
+    IcPool *pool = r->change_pool ? r->pool : s->pool;
     bool bound_failed = false;
     char why[256];
 
@@ -682,12 +705,25 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
         ic_core_apply_settings(s->core, &r->settings);
         /*
          * A new bound may need memory for the eviction state, which may
-         * fail: the node then keeps its old bound, and says so.
+         * fail: the node then keeps its old bound and pool, and says so.
          */
-        if (!ic_core_set_bound(s->core, &r->settings, why, sizeof(why))) {
+        if (!ic_core_set_bound(s->core, &r->settings, pool, bs, why,
+                               sizeof(why))) {
             r->settings.cache_size = s->settings.cache_size;
             r->settings.scan_threshold = s->settings.scan_threshold;
+            r->change_pool = false;
             bound_failed = true;
+        }
+        if (r->change_pool) {
+            /* The node keeps the new pool; @r the old one, to leave. */
+            IntellicachePool *old_obj = s->pool_obj;
+            char *old_id = s->pool_id;
+
+            s->pool_obj = r->pool_obj;
+            s->pool_id = r->pool_id;
+            s->pool = r->pool;
+            r->pool_obj = old_obj;
+            r->pool_id = old_id;
         }
         s->settings = r->settings;
         s->bounded = r->settings.cache_size != 0 || s->pool;
@@ -697,17 +733,24 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
                                   "the base was attached");
         }
     }
-    if (bound_failed) {
-        warn_report("intellicache: '%s': " IC_OPT_CACHE_SIZE " unchanged: %s",
-                    bdrv_get_node_name(bs), why);
+    if (r->change_pool) {
+        /* Its callback does nothing while drained; drain end re-arms. */
+        ic_pool_timer_free(bs);
+        ic_pool_timer_new(bs, bdrv_get_aio_context(bs));
+        trace_intellicache_reopen_pool(bs, r->pool_id ? r->pool_id : "",
+                                       s->pool_id ? s->pool_id : "");
     }
-    g_free(r);
+    if (bound_failed) {
+        warn_report("intellicache: '%s': " IC_OPT_CACHE_SIZE " and "
+                    IC_OPT_POOL " unchanged: %s", bdrv_get_node_name(bs), why);
+    }
+    ic_reopen_free(r);
     state->opaque = NULL;
 }
 
 static void GRAPH_UNLOCKED ic_reopen_abort(BDRVReopenState *state)
 {
-    g_free(state->opaque);
+    ic_reopen_free(state->opaque);
     state->opaque = NULL;
 }
 
@@ -776,7 +819,10 @@ static BlockDriver bdrv_intellicache_offline = {
     .bdrv_reopen_prepare        = ic_offline_reopen_prepare,
 };
 
-/* Tunables: blockdev-reopen may change them, or reset them to default. */
+/*
+ * Tunables and the pool: blockdev-reopen may change them, or reset them
+ * to default (no pool).
+ */
 static const char *const ic_mutable_opts[] = {
     IC_OPT_MAX_INFLIGHT,
     IC_OPT_MAX_FETCH,
@@ -784,6 +830,7 @@ static const char *const ic_mutable_opts[] = {
     IC_OPT_MISS_TIMEOUT,
     IC_OPT_CACHE_SIZE,
     IC_OPT_SCAN_THRESHOLD,
+    IC_OPT_POOL,
     NULL
 };
 

@@ -50,13 +50,20 @@ CacheBudget::~CacheBudget() {
     }
 }
 
-void CacheBudget::attach_pool(PoolBudget *pool, void *opaque,
-                              std::uint32_t cluster_bytes) {
-    IC_CHECK(pool_ == nullptr, "a cache budget joining a second pool");
+void CacheBudget::set_pool(PoolBudget *pool, void *opaque,
+                           std::uint32_t cluster_bytes) {
+    if (pool == pool_) {
+        return;
+    }
+    if (pool_ != nullptr) {
+        pool_->leave(this);
+    }
     pool_ = pool;
     cluster_bytes_ = cluster_bytes;
-    pool_->join(this, opaque);
-    pool_force(used());
+    if (pool_ != nullptr) {
+        pool_->join(this, opaque);
+        pool_force(used());
+    }
 }
 
 bool CacheBudget::pool_take(std::uint64_t count) {

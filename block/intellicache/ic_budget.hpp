@@ -67,11 +67,12 @@ public:
     CacheBudget &operator=(const CacheBudget &) = delete;
 
     /*
-     * Join @pool, known to it as @opaque, with clusters of @cluster_bytes:
-     * what is held now counts in the pool at once.  Left when destroyed.
+     * Be a member of @pool (nullptr: of none), known to it as @opaque,
+     * with clusters of @cluster_bytes.  What is held now leaves the old
+     * pool and counts in the new one at once, even beyond its size (the
+     * new pool then asks for room).  Left when destroyed.
      */
-    void attach_pool(PoolBudget *pool, void *opaque,
-                     std::uint32_t cluster_bytes);
+    void set_pool(PoolBudget *pool, void *opaque, std::uint32_t cluster_bytes);
 
     std::uint64_t capacity() const { return policy_->capacity(); }
     /* A new capacity (>= 1); above used() the next batch frees the rest. */
@@ -95,7 +96,7 @@ public:
      * bounded was not).
      */
     void stored(std::uint64_t first, std::uint64_t count, bool reserved);
-    /* Cluster @index was found stored at open (before attach_pool()). */
+    /* Cluster @index was found stored at open (before set_pool()). */
     void load(std::uint64_t index) { policy_->load(index); }
     /*
      * A read reused clusters [first, first + count).  The core does not

@@ -381,15 +381,12 @@ void *ic_pool_victim(IcPool *pool) {
     return no_throw([&] { return pool->pool.victim(); });
 }
 
-void ic_core_set_pool(IcCore *core, IcPool *pool, void *member) {
-    no_throw([&] { core->core->set_pool(&pool->pool, member); });
-}
-
-bool ic_core_set_bound(IcCore *core, const IcSettings *set, char *why,
-                       size_t why_len) {
+bool ic_core_set_bound(IcCore *core, const IcSettings *set, IcPool *pool,
+                       void *member, char *why, size_t why_len) {
     return no_throw([&] {
         intellicache::MessageBuffer msg(why, why_len);
-        return core->core->set_bound(*set, msg);
+        return core->core->set_bound(
+            *set, pool != nullptr ? &pool->pool : nullptr, member, msg);
     });
 }
 

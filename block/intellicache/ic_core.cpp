@@ -540,7 +540,8 @@ IcStats Core::stats() const {
     return st;
 }
 
-bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
+bool Core::set_bound(const IcSettings &set, PoolBudget *pool, void *opaque,
+                     MessageBuffer &why) {
     const std::uint32_t cs = geometry_.cluster_size();
     IC_CHECK(set.cluster_size == cs,
              "ic_core_set_bound() for cluster size %" PRIu32
@@ -550,15 +551,15 @@ bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
              "ic_core_set_bound() while a batch is being freed");
     /* A pool member without a bound of its own is bounded by the pool. */
     const std::uint64_t capacity = set.cache_size != 0 ? set.cache_size / cs
-                                   : host_pool_ != nullptr
-                                       ? geometry_.cluster_count()
-                                       : 0;
+                                   : pool != nullptr ? geometry_.cluster_count()
+                                                     : 0;
     IC_CHECK(set.cache_size == 0 || capacity >= 1,
              "ic_core_set_bound() with cache-size %" PRIu64
              ", below one cluster",
              set.cache_size);
     if (capacity == 0) {
-        budget_.reset();
+        budget_.reset(); /* leaves its pool */
+        host_pool_ = nullptr;
         scan_.set_threshold(0);
         return true;
     }
@@ -571,6 +572,8 @@ bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
                     capacity);
             return false;
         }
+        /* Moves what it holds from the old pool to the new one. */
+        budget_->set_pool(pool, opaque, cs);
     } else {
         std::unique_ptr<CacheBudget> budget =
             CacheBudget::create(geometry_.cluster_count(), capacity, why);
@@ -591,24 +594,16 @@ bool Core::set_bound(const IcSettings &set, MessageBuffer &why) {
             c += run;
             c += present_.run_length(c, false, UINT64_MAX);
         }
-        if (host_pool_ != nullptr) {
-            budget->attach_pool(host_pool_, host_pool_opaque_, cs);
-        }
+        budget->set_pool(pool, opaque, cs);
         budget_ = std::move(budget);
     }
+    host_pool_ = pool;
     /* A cache as large as the base, alone, never evicts: scans may stay. */
     scan_.set_threshold(capacity >= geometry_.cluster_count() &&
                                 host_pool_ == nullptr
                             ? 0
                             : set.scan_threshold);
     return true;
-}
-
-void Core::set_pool(PoolBudget *pool, void *opaque) {
-    IC_CHECK(!budget_ && !host_pool_,
-             "ic_core_set_pool() after ic_core_set_bound() or twice");
-    host_pool_ = pool;
-    host_pool_opaque_ = opaque;
 }
 
 bool Core::evict_needed() const {

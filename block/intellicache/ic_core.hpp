@@ -107,9 +107,9 @@ public:
 
     void apply_settings(const IcSettings &set);
 
-    /* ic_core_set_pool(), ic_core_set_bound(), the eviction batch. */
-    void set_pool(PoolBudget *pool, void *opaque);
-    bool set_bound(const IcSettings &set, MessageBuffer &why);
+    /* ic_core_set_bound(), the eviction batch. */
+    bool set_bound(const IcSettings &set, PoolBudget *pool, void *opaque,
+                   MessageBuffer &why);
     bool evict_needed() const;
     std::size_t evict_begin();
     std::size_t evict_ranges(std::size_t from, std::span<IcRange> out) const;
@@ -214,8 +214,7 @@ private:
     BufferPool pool_;
     /* A bounded cache's room and eviction; null while unbounded. */
     std::unique_ptr<CacheBudget> budget_;
-    PoolBudget *host_pool_ = nullptr; /* the pool the budget joins, if any */
-    void *host_pool_opaque_ = nullptr;
+    PoolBudget *host_pool_ = nullptr; /* the pool the budget is in, if any */
     ScanFilter scan_;
     std::uint64_t last_touched_ = UINT64_MAX; /* see note_hit() */
     IcStats stats_{}; /* only the event counters; the rest is derived */

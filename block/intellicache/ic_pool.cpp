@@ -107,7 +107,9 @@ void *PoolBudget::victim() {
     if (most == members_.end() || most->used == 0) {
         return nullptr;
     }
-    most->deficit = std::min(most->used, 2 * headroom() - free);
+    /* Beyond the size (a member joined with more), the excess too. */
+    const std::uint64_t over = used_ > size_ ? used_ - size_ : 0;
+    most->deficit = std::min(most->used, over + 2 * headroom() - free);
     return most->opaque;
 }
 

@@ -23,11 +23,12 @@ namespace intellicache {
  * Eviction chooses across the members: when less than the headroom
  * (1/32 of the size, at most kMaxHeadroom) is free, victim() asks the
  * member that holds the most bytes to free enough to leave twice the
- * headroom (its deficit), and says which one, so that the caller wakes
- * it.  Holding the most is the measure because the members' policies are
- * apart: under pressure each member's share tends to an equal part,
- * while a member that holds little keeps it.  (A global order of all
- * members' clusters would be finer; it would need one policy for all of
+ * headroom, and all that is held beyond the size (its deficit: members
+ * that join or move in with what they hold may exceed it), and says which one,
+ * so that the caller wakes it.  Holding the most is the measure because the
+ * members' policies are apart: under pressure each member's share tends to an
+ * equal part, while a member that holds little keeps it.  (A global order of
+ * all members' clusters would be finer; it would need one policy for all of
  * them.)
  *
  * Locking: the only state of the core that nodes share, and nodes may run

@@ -556,31 +556,29 @@ void ic_pool_free(IcPool *pool);
 uint64_t ic_pool_used(const IcPool *pool);
 size_t ic_pool_members(const IcPool *pool);
 /*
- * The member (the @member given to ic_core_set_pool()) that must free
+ * The member (the @member given to ic_core_set_bound()) that must free
  * room now, for the caller to wake its eviction (its
  * ic_core_evict_needed() is then true); NULL while enough is free.
  */
 void *ic_pool_victim(IcPool *pool);
 
 /*
- * Make @core a member of @pool, known to it as @member, before the first
- * ic_core_set_bound(): from then on the core is bounded (by its own
- * cache_size, or else only by the pool), its stores take room from the
- * pool, and it leaves the pool when it is freed.
- */
-void ic_core_set_pool(IcCore *core, IcPool *pool, void *member);
-
-/*
  * Bound the cache as @set says (cache_size, scan_threshold; cluster_size
- * must be the core's): at most cache_size / cluster_size clusters with
- * data.  The first bound builds the eviction policy from the clusters
- * present (all as equals: their history is not recorded); a bound of 0
- * drops it.  A lower bound frees the excess through the next batches.
- * Must not be called while a batch is being freed.  Returns false with a
- * message if the policy cannot be allocated; the core is then unchanged.
+ * must be the core's) and make it a member of @pool (NULL: of none),
+ * known to it as @member.  A member is bounded by its own cache_size, or
+ * else only by the pool; its stores take room from the pool, and what it
+ * holds moves to the new pool when @pool changes (counted at once, even
+ * beyond the pool's size: the pool then asks for room).  It leaves its
+ * pool when freed.  At most cache_size / cluster_size clusters with data.
+ * The first bound builds the eviction policy from the clusters present
+ * (all as equals: their history is not recorded); no bound (cache_size
+ * 0, no pool) drops it.  A lower bound frees the excess through the next
+ * batches.  Must not be called while a batch is being freed.  Returns
+ * false with a message if the policy cannot be allocated; the core, its
+ * bound and its pool are then unchanged.
  */
-bool ic_core_set_bound(IcCore *core, const IcSettings *set, char *why,
-                       size_t why_len);
+bool ic_core_set_bound(IcCore *core, const IcSettings *set, IcPool *pool,
+                       void *member, char *why, size_t why_len);
 
 /*
  * Whether a batch of clusters should be freed now: the cache is bounded,

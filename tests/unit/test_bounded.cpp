@@ -35,7 +35,9 @@ IcCore *bounded_core(uint64_t capacity, uint64_t scan_threshold = 0,
     set.cache_size = capacity * kCs;
     set.scan_threshold = scan_threshold;
     char why[128];
-    EXPECT_TRUE(ic_core_set_bound(core, &set, why, sizeof(why))) << why;
+    EXPECT_TRUE(
+        ic_core_set_bound(core, &set, nullptr, nullptr, why, sizeof(why)))
+        << why;
     if (geometry != nullptr) {
         *geometry = g;
     }
@@ -215,7 +217,7 @@ TEST(Bounded, TheFirstBoundLoadsWhatIsPresent) {
     IcSettings set{};
     set.cluster_size = kCs;
     set.cache_size = 20 * kCs;
-    ASSERT_TRUE(ic_core_set_bound(core, &set, nullptr, 0));
+    ASSERT_TRUE(ic_core_set_bound(core, &set, nullptr, nullptr, nullptr, 0));
     IcStats st = stats_of(core);
     EXPECT_EQ(st.used_clusters, 32U);
     EXPECT_EQ(st.capacity_clusters, 20U);
@@ -237,7 +239,7 @@ TEST(Bounded, TheFirstBoundLoadsWhatIsPresent) {
 
     /* Unbounded again: everything fits, nothing to free. */
     set.cache_size = 0;
-    ASSERT_TRUE(ic_core_set_bound(core, &set, nullptr, 0));
+    ASSERT_TRUE(ic_core_set_bound(core, &set, nullptr, nullptr, nullptr, 0));
     st = stats_of(core);
     EXPECT_EQ(st.capacity_clusters, 0U);
     EXPECT_FALSE(ic_core_evict_needed(core));
@@ -368,7 +370,7 @@ TEST(BoundedDeathTest, ProtocolErrorsAbort) {
     IcSettings set{};
     set.cluster_size = kCs;
     set.cache_size = 128 * kCs;
-    EXPECT_DEATH(ic_core_set_bound(core, &set, nullptr, 0),
+    EXPECT_DEATH(ic_core_set_bound(core, &set, nullptr, nullptr, nullptr, 0),
                  "while a batch is being freed");
     sync(core);
     ic_core_evict_end(core);

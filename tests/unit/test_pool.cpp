@@ -7,12 +7,14 @@
 
 #include "intellicache-core.h"
 
+#include "alloc_counter.hpp"
 #include "ic_pool.hpp"
 #include "unit_helpers.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -64,6 +66,19 @@ TEST(PoolBudget, TheFullestMemberIsAskedToFreeRoom) {
     EXPECT_EQ(p.deficit(&b), 0U) << "no longer asked";
     p.leave(&a);
     p.leave(&b);
+}
+
+/* A member that joins with more than the size is asked for the excess. */
+TEST(PoolBudget, BeyondTheSizeTheExcessIsAskedAtOnce) {
+    PoolBudget p(320 * kCs); /* headroom 10 clusters */
+    int a = 0;
+    p.join(&a, &a);
+    p.force(&a, 400 * kCs);
+    EXPECT_EQ(p.victim(), &a);
+    EXPECT_EQ(p.deficit(&a), 100 * kCs) << "80 over, and twice the headroom";
+    p.give(&a, 100 * kCs);
+    EXPECT_EQ(p.victim(), nullptr);
+    p.leave(&a);
 }
 
 TEST(PoolBudget, NobodyToAskWhenNothingIsHeld) {
@@ -120,17 +135,27 @@ TEST(PoolBudgetDeathTest, MisuseAborts) {
     p.leave(&a);
 }
 
+IcSettings bound_of(uint64_t cache_size) {
+    IcSettings set{};
+    set.cluster_size = kCs;
+    set.cache_size = cache_size;
+    return set;
+}
+
 /* Two caches in one pool, through the C API as the glue drives them. */
 IcCore *member(IcPool *pool, void *opaque, uint64_t cache_size = 0) {
     IcGeometry g;
     EXPECT_TRUE(ic_geometry_init(&g, kClusters * kCs, kCs, nullptr, 0));
     IcCore *core = ic_core_new(&g, 7, 16 * kCs, 16, nullptr, 0);
-    ic_core_set_pool(core, pool, opaque);
-    IcSettings set{};
-    set.cluster_size = kCs;
-    set.cache_size = cache_size;
-    EXPECT_TRUE(ic_core_set_bound(core, &set, nullptr, 0));
+    const IcSettings set = bound_of(cache_size);
+    EXPECT_TRUE(ic_core_set_bound(core, &set, pool, opaque, nullptr, 0));
     return core;
+}
+
+IcStats stats_of(const IcCore *core) {
+    IcStats st;
+    ic_core_get_stats(core, &st);
+    return st;
 }
 
 bool store(IcCore *core, uint64_t first, uint64_t count) {
@@ -206,6 +231,84 @@ TEST(PoolDeathTest, FreeingAPoolWithMembersAborts) {
     IcCore *a = member(pool, &node);
     EXPECT_DEATH(ic_pool_free(pool), "still has 1 members");
     ic_core_free(a);
+    ic_pool_free(pool);
+}
+
+/*
+ * blockdev-reopen with another pool: what a member holds moves from one
+ * pool to the other at once, and a member that leaves its pool without a
+ * cache-size of its own is unbounded again.
+ */
+TEST(Pool, AMemberMovesToAnotherPoolWithWhatItHolds) {
+    IcPool *p1 = ic_pool_new(100 * kCs);
+    IcPool *p2 = ic_pool_new(40 * kCs); /* headroom 1 cluster */
+    int node = 0;
+    IcCore *a = member(p1, &node);
+    for (uint64_t c = 0; c < 60; c++) {
+        ASSERT_TRUE(store(a, c, 1));
+    }
+    EXPECT_EQ(ic_pool_used(p1), 60 * kCs);
+
+    const IcSettings unbounded = bound_of(0);
+    ASSERT_TRUE(ic_core_set_bound(a, &unbounded, p2, &node, nullptr, 0));
+    EXPECT_EQ(ic_pool_members(p1), 0U);
+    EXPECT_EQ(ic_pool_used(p1), 0U) << "its room given back";
+    EXPECT_EQ(ic_pool_members(p2), 1U);
+    EXPECT_EQ(ic_pool_used(p2), 60 * kCs) << "counted, beyond the size";
+    EXPECT_EQ(ic_pool_victim(p2), &node) << "the new pool asks for room";
+    EXPECT_TRUE(ic_core_evict_needed(a));
+    EXPECT_FALSE(store(a, 100, 1)) << "no room in the new pool";
+    free_batch(a);
+    EXPECT_EQ(ic_pool_used(p2), 37 * kCs) << "at once, twice the headroom free";
+    EXPECT_EQ(ic_pool_victim(p2), nullptr);
+    EXPECT_EQ(stats_of(a).used_clusters * kCs, ic_pool_used(p2));
+
+    /* Out of every pool, no cache-size: as large as the base again. */
+    ASSERT_TRUE(ic_core_set_bound(a, &unbounded, nullptr, nullptr, nullptr, 0));
+    EXPECT_EQ(ic_pool_members(p2), 0U);
+    EXPECT_EQ(ic_pool_used(p2), 0U);
+    EXPECT_EQ(stats_of(a).capacity_clusters, 0U);
+    EXPECT_FALSE(ic_core_evict_needed(a));
+    for (uint64_t c = 200; c < 300; c++) {
+        EXPECT_TRUE(store(a, c, 1)) << "unbounded";
+    }
+
+    /* Into a pool again, now with a cache-size of its own. */
+    const IcSettings own = bound_of(500 * kCs);
+    ASSERT_TRUE(ic_core_set_bound(a, &own, p1, &node, nullptr, 0));
+    EXPECT_EQ(ic_pool_used(p1), stats_of(a).used_clusters * kCs);
+    EXPECT_EQ(stats_of(a).capacity_clusters, 500U);
+    EXPECT_EQ(ic_pool_victim(p1), &node) << "holds more than p1's size";
+    ic_core_free(a);
+    EXPECT_EQ(ic_pool_members(p1), 0U);
+    EXPECT_EQ(ic_pool_used(p1), 0U);
+    ic_pool_free(p1);
+    ic_pool_free(p2);
+}
+
+/* A new bound that cannot be allocated changes neither bound nor pool. */
+TEST(Pool, AFailedBoundKeepsTheOldPool) {
+    IcPool *pool = ic_pool_new(100 * kCs);
+    int node = 0;
+    IcCore *core = member(nullptr, nullptr); /* unbounded, in no pool */
+    const IcSettings unbounded = bound_of(0);
+    char why[128] = "";
+    bool ok = true;
+    {
+        const unit::FailAllocationsFrom fail(
+            1024); /* the policy, not the pool */
+        ok = ic_core_set_bound(core, &unbounded, pool, &node, why, sizeof(why));
+    }
+    EXPECT_FALSE(ok);
+    EXPECT_NE(std::string(why).find("cannot allocate"), std::string::npos)
+        << why;
+    EXPECT_EQ(ic_pool_members(pool), 0U) << "not a member";
+    EXPECT_EQ(stats_of(core).capacity_clusters, 0U) << "still unbounded";
+    ASSERT_TRUE(
+        ic_core_set_bound(core, &unbounded, pool, &node, why, sizeof(why)))
+        << why;
+    EXPECT_EQ(ic_pool_members(pool), 1U) << "joins once it can";
+    ic_core_free(core);
     ic_pool_free(pool);
 }
 
