@@ -261,22 +261,42 @@ class ApplyE2E(h.DaemonTestCase):
         self.assertEqual(self.apply().stdout, "nothing to change\n")
 
     def test_07_pool(self):
+        # Joining the pool is a reopen: the node, its export and its
+        # counters stay.
+        before = h.node_stats(self.daemon.qmp, "ic-alpha")
         self.host["pool-size"] = "64M"
         r = self.apply()
-        self.assertEqual(r.stdout.splitlines()[1], "created pool ic-pool (size 67108864)")
-        self.assertIn("added base alpha again (joins the pool)", r.stdout)
-        self.assertEqual(self.daemon.qmp.cmd("qom-get", path="/objects/ic-pool",
+        self.assertEqual(r.stdout.splitlines(), [
+            "created pool ic-pool-64M (size 67108864)",
+            "reopened ic-alpha: scan-threshold 0 -> 8388608, pool (none) -> ic-pool-64M"])
+        self.assertEqual(self.daemon.qmp.cmd("qom-get", path="/objects/ic-pool-64M",
                                              property="members"), 1)
+        st = h.node_stats(self.daemon.qmp, "ic-alpha")
+        self.assertEqual(st["settings"]["pool"], "ic-pool-64M")
+        self.assertGreaterEqual(st["hit-bytes"], before["hit-bytes"])
+        self.assertEqual(st["fetched-bytes"], before["fetched-bytes"])
+        self.assertIn("ic-alpha", self.exports())
         self.assertEqual(self.apply().stdout, "nothing to change\n")
-        # A pool's size is fixed while nodes use it: nothing changes.
+        # A new size is a new pool: the members move to it live, with what
+        # they hold, and the old pool goes.
         self.host["pool-size"] = "128M"
-        self.write_host()
-        r = self.run_ctl("apply", str(self.host_path), check=False)
-        self.assertEqual(r.returncode, 2)
-        self.assertEqual(r.stdout, "")
-        self.assertEqual(len(r.stderr.splitlines()), 1)
-        self.assertIn("pool-size: the pool ic-pool has 67108864 bytes and 1 member", r.stderr)
+        r = self.apply()
+        self.assertEqual(r.stdout.splitlines(), [
+            "created pool ic-pool-128M (size 134217728)",
+            "reopened ic-alpha: scan-threshold 8388608 -> 16777216, "
+            "pool ic-pool-64M -> ic-pool-128M",
+            "deleted pool ic-pool-64M (replaced by ic-pool-128M)"])
+        st = h.node_stats(self.daemon.qmp, "ic-alpha")
+        self.assertEqual(self.daemon.qmp.cmd("qom-get", path="/objects/ic-pool-128M",
+                                             property="used"), st["used-bytes"])
+        self.assertEqual(st["fetched-bytes"], before["fetched-bytes"])
+        self.assertEqual(self.apply().stdout, "nothing to change\n")
         self.host["pool-size"] = "64M"
+        r = self.apply()
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         "deleted pool ic-pool-128M (replaced by ic-pool-64M)")
+        read = h.nbd_read_all(self.uri("alpha"))
+        self.assertEqual(read.sha256, self.base_sha["alpha"])
 
     def test_08_restart_and_apply_bring_the_bases_back_warm(self):
         self.daemon.stop()
@@ -286,7 +306,7 @@ class ApplyE2E(h.DaemonTestCase):
         r = self.apply()
         self.figures["apply after restart s"] = round(r.seconds, 3)
         lines = r.stdout.splitlines()
-        self.assertEqual(lines[0], "created pool ic-pool (size 67108864)")
+        self.assertEqual(lines[0], "created pool ic-pool-64M (size 67108864)")
         self.assertIn(f"cache file {self.cache_dir}/alpha.cache (kept)", lines[1])
         self.assertIn(f"cache file {self.cache_dir}/beta.cache (kept)", lines[2])
         read = h.nbd_read_all(self.uri("alpha"))
@@ -343,10 +363,10 @@ class ApplyE2E(h.DaemonTestCase):
         self.assertEqual(r.stdout.splitlines(), [
             "would remove base alpha (no longer listed)",
             "would remove base beta (no longer listed)",
-            "would delete pool ic-pool (size 67108864 -> 214748364800)",
-            "would create pool ic-pool (size 214748364800)",
+            "would create pool ic-pool-200G (size 214748364800)",
             "would add base deb12 (new)",
             "would add base win11 (new)",
+            "would delete pool ic-pool-64M (replaced by ic-pool-200G)",
         ])
         self.assertEqual(self.apply().stdout, "nothing to change\n")
 

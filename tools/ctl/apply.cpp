@@ -154,6 +154,7 @@ CurrentState read_current_state(DaemonOps &daemon) {
         s.scan_threshold = json_u64(set, "scan-threshold").value_or(0);
         s.cache_size = json_u64(ds, "cache-size").value_or(0);
         b.settings = s;
+        b.pool = json_string(set, "pool");
     }
     for (const auto &[parent, child] : daemon.backing_nodes()) {
         const auto it = bases.find(managed_base(child, ""));
@@ -168,28 +169,15 @@ CurrentState read_current_state(DaemonOps &daemon) {
     }
 
     CurrentState st;
-    std::uint64_t ic_nodes = 0;
     for (auto &entry : bases) {
-        ic_nodes += entry.second.has_ic_node ? 1 : 0;
         st.bases.push_back(entry.second);
     }
-    if (JsonPtr size = daemon.object_property(kPoolId, "size")) {
-        JsonPtr members = daemon.object_property(kPoolId, "members");
-        st.pool = CurrentPool{json_object_get_uint64(size.get()),
-                              json_object_get_uint64(members.get())};
-        /* The pool tells how many nodes use it, not which: apply puts
-         * every base in it or none, so the count says which unless an
-         * earlier apply stopped half-way. */
-        if (st.pool->members != 0 && st.pool->members != ic_nodes) {
-            throw PlanError("the pool " + std::string(kPoolId) + " has " +
-                            std::to_string(st.pool->members) +
-                            " members and the daemon " +
-                            std::to_string(ic_nodes) +
-                            " managed bases: cannot tell which are members "
-                            "(restart the daemon and apply again)");
-        }
-        for (CurrentBase &b : st.bases) {
-            b.in_pool = st.pool->members != 0 && b.has_ic_node;
+    for (const std::string &id : daemon.objects("intellicache-pool")) {
+        if (is_managed_pool(id)) {
+            JsonPtr size = daemon.object_property(id, "size");
+            JsonPtr members = daemon.object_property(id, "members");
+            st.pools.push_back({id, json_object_get_uint64(size.get()),
+                                json_object_get_uint64(members.get())});
         }
     }
     return st;
@@ -206,7 +194,9 @@ json_object *ApplyRunner::ic_node_options(const std::string &name) const {
                                json_object_new_string(b.fingerprint->c_str()));
     }
     if (host_.pool_size) {
-        json_object_object_add(o, "pool", json_object_new_string(kPoolId));
+        json_object_object_add(
+            o, "pool",
+            json_object_new_string(pool_id_for(*host_.pool_size).c_str()));
     }
     const NodeOptions &op = b.options;
     add_u64(o, "cluster-size", op.cluster_size);
@@ -240,11 +230,12 @@ void ApplyRunner::add_base(const std::string &name, ActionReport &r) {
     json_object *cache = json_object_new_object();
     json_object_object_add(cache, "direct", json_object_new_boolean(1));
     json_object_object_add(cf.get(), "cache", cache);
-    /* A bounded cache frees evicted clusters by discarding them. */
-    if (b.options.cache_size || host_.pool_size) {
-        json_object_object_add(cf.get(), "discard",
-                               json_object_new_string("unmap"));
-    }
+    /*
+     * A bounded cache frees evicted clusters by discarding them; any
+     * cache may become bounded by a later reopen (cache-size, a pool).
+     */
+    json_object_object_add(cf.get(), "discard",
+                           json_object_new_string("unmap"));
     daemon_.add_node(cf.get());
 
     JsonPtr ic(ic_node_options(name));
@@ -309,21 +300,19 @@ std::vector<ActionReport> ApplyRunner::run(const std::vector<Action> &plan) {
                 remove_base(a.name, r);
                 break;
             case Action::Kind::DeletePool: {
-                JsonPtr args(json_args({{"id", kPoolId}}));
+                JsonPtr args(json_args({{"id", a.name}}));
                 daemon_.qmp().execute("object-del", args.get());
-                r.text = std::string("deleted pool ") + kPoolId + " (" +
-                         a.reason + ")";
+                r.text = "deleted pool " + a.name + " (" + a.reason + ")";
                 break;
             }
             case Action::Kind::CreatePool: {
                 JsonPtr args(json_args(
-                    {{"qom-type", "intellicache-pool"}, {"id", kPoolId}}));
+                    {{"qom-type", "intellicache-pool"}, {"id", a.name}}));
                 json_object_object_add(
                     args.get(), "size",
                     json_object_new_uint64(*host_.pool_size));
                 daemon_.qmp().execute("object-add", args.get());
-                r.text = std::string("created pool ") + kPoolId + " (size " +
-                         a.reason + ")";
+                r.text = "created pool " + a.name + " (size " + a.reason + ")";
                 break;
             }
             case Action::Kind::AddBase:
@@ -355,10 +344,9 @@ std::string describe_action(const Action &a) {
         return "remove base " + a.name + " (" +
                (a.replace ? "to add it again: " : "") + a.reason + ")";
     case Action::Kind::DeletePool:
-        return std::string("delete pool ") + kPoolId + " (" + a.reason + ")";
+        return "delete pool " + a.name + " (" + a.reason + ")";
     case Action::Kind::CreatePool:
-        return std::string("create pool ") + kPoolId + " (size " + a.reason +
-               ")";
+        return "create pool " + a.name + " (size " + a.reason + ")";
     case Action::Kind::AddBase:
         return "add base " + a.name + " (" + a.reason + ")";
     case Action::Kind::ReopenBase:

@@ -19,8 +19,7 @@
 
 namespace icctl {
 
-/* The managed bases and pool as the daemon has them.  Throws PlanError
- * when the pool's membership cannot be told. */
+/* The managed bases and pools as the daemon has them. */
 CurrentState read_current_state(DaemonOps &daemon);
 
 /* What one action did, for the report. */

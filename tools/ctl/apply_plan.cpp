@@ -17,8 +17,7 @@ namespace {
 
 /* Why the base must be removed and added again, or "" if a reopen (or
  * nothing) does. */
-std::string replace_reason(const CurrentBase &c, const BaseConfig &w,
-                           bool want_pool) {
+std::string replace_reason(const CurrentBase &c, const BaseConfig &w) {
     std::string missing;
     auto need = [&](bool has, const std::string &what) {
         if (!has) {
@@ -43,9 +42,6 @@ std::string replace_reason(const CurrentBase &c, const BaseConfig &w,
         return "cluster-size " + std::to_string(c.cluster_size) + " -> " +
                std::to_string(*w.options.cluster_size);
     }
-    if (c.in_pool != want_pool) {
-        return want_pool ? "joins the pool" : "leaves the pool";
-    }
     return "";
 }
 
@@ -67,7 +63,28 @@ std::string settings_diff(const LiveSettings &have, const LiveSettings &want) {
     return d;
 }
 
+std::string pool_text(const std::optional<std::string> &id) {
+    return id.value_or("(none)");
+}
+
 } // namespace
+
+std::string pool_id_for(std::uint64_t size) {
+    constexpr std::uint64_t kKiB = 1024;
+    for (const auto &[unit, suffix] :
+         {std::pair{kKiB * kKiB * kKiB * kKiB, 'T'},
+          std::pair{kKiB * kKiB * kKiB, 'G'}, std::pair{kKiB * kKiB, 'M'},
+          std::pair{kKiB, 'K'}}) {
+        if (size >= unit && size % unit == 0) {
+            return "ic-pool-" + std::to_string(size / unit) + suffix;
+        }
+    }
+    return "ic-pool-" + std::to_string(size);
+}
+
+bool is_managed_pool(const std::string &id) {
+    return id == "ic-pool" || id.starts_with("ic-pool-");
+}
 
 LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
                                std::uint64_t pool_size) {
@@ -93,19 +110,19 @@ LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
 std::vector<Action> plan_apply(const HostConfig &want,
                                const CurrentState &have) {
     using K = Action::Kind;
-    const bool want_pool = want.pool_size.has_value();
+    const std::optional<std::string> want_pool =
+        want.pool_size ? std::optional(pool_id_for(*want.pool_size))
+                       : std::nullopt;
     std::vector<Action> removals;
     std::vector<Action> additions;
     std::vector<Action> reopens;
-    std::uint64_t members_left = have.pool ? have.pool->members : 0;
 
     for (const CurrentBase &c : have.bases) {
         const auto w = want.bases.find(c.name);
         std::string why;
         if (w == want.bases.end()) {
             removals.push_back({K::RemoveBase, c.name, "no longer listed"});
-        } else if (why = replace_reason(c, w->second, want_pool);
-                   !why.empty()) {
+        } else if (why = replace_reason(c, w->second); !why.empty()) {
             removals.push_back({K::RemoveBase, c.name, why, true});
             additions.push_back({K::AddBase, c.name, why, true});
         } else if (c.settings) {
@@ -113,7 +130,11 @@ std::vector<Action> plan_apply(const HostConfig &want,
                 w->second.options, c.cluster_size, want.pool_size.value_or(0));
             /* A pool member without a cache-size of its own reports none
              * (0), as expected_settings() gives. */
-            const std::string d = settings_diff(*c.settings, expect);
+            std::string d = settings_diff(*c.settings, expect);
+            if (c.pool != want_pool) {
+                d += (d.empty() ? "" : ", ") + std::string("pool ") +
+                     pool_text(c.pool) + " -> " + pool_text(want_pool);
+            }
             if (!d.empty()) {
                 reopens.push_back({K::ReopenBase, c.name, d});
             }
@@ -131,10 +152,6 @@ std::vector<Action> plan_apply(const HostConfig &want,
                             " are overlays over it (vm-disk remove them "
                             "first)");
         }
-        if (c.in_pool && c.has_ic_node && members_left != 0 &&
-            (w == want.bases.end() || !why.empty())) {
-            members_left--;
-        }
     }
     for (const auto &entry : want.bases) {
         const std::string &name = entry.first;
@@ -146,30 +163,52 @@ std::vector<Action> plan_apply(const HostConfig &want,
         }
     }
 
-    std::vector<Action> pool;
-    if (have.pool && (!want_pool || have.pool->size != *want.pool_size)) {
-        if (members_left != 0) {
-            throw PlanError(
-                std::string("pool-size: the pool ") + kPoolId + " has " +
-                std::to_string(have.pool->size) + " bytes and " +
-                std::to_string(members_left) +
-                " member node(s) that stay: its size cannot change while "
-                "nodes use it (remove those bases first, or restart the "
-                "daemon and apply again)");
+    /*
+     * The wanted pool is made before the bases that join it; the others
+     * go last, once every managed base has left them (a removal, or a
+     * reopen into the wanted pool or none).  Only members apply does not
+     * manage would stay, and those it does not take out.
+     */
+    std::vector<Action> create;
+    std::vector<Action> deletes;
+    bool have_wanted = false;
+    for (const CurrentPool &p : have.pools) {
+        if (p.id == want_pool) {
+            if (p.size != *want.pool_size) {
+                throw PlanError("pool-size: the pool " + p.id + " has " +
+                                std::to_string(p.size) + " bytes, not " +
+                                std::to_string(*want.pool_size) +
+                                " (made by hand? object-del it, or restart "
+                                "the daemon and apply again)");
+            }
+            have_wanted = true;
+            continue;
         }
-        pool.push_back({K::DeletePool, "",
-                        want_pool ? "size " + std::to_string(have.pool->size) +
-                                        " -> " + std::to_string(*want.pool_size)
-                                  : "pool-size no longer set"});
+        const auto managed = static_cast<std::uint64_t>(std::count_if(
+            have.bases.begin(), have.bases.end(),
+            [&](const CurrentBase &c) { return c.pool == p.id; }));
+        if (p.members > managed) {
+            throw PlanError("the pool " + p.id + " has " +
+                            std::to_string(p.members) + " member node(s), " +
+                            std::to_string(managed) +
+                            " of them apply's: cannot delete it while other "
+                            "nodes use it (blockdev-reopen or remove them "
+                            "first)");
+        }
+        deletes.push_back({K::DeletePool, p.id,
+                           want_pool ? "replaced by " + *want_pool
+                                     : "pool-size no longer set"});
     }
-    if (want_pool && (!have.pool || have.pool->size != *want.pool_size)) {
-        pool.push_back({K::CreatePool, "", std::to_string(*want.pool_size)});
+    if (want_pool && !have_wanted) {
+        create.push_back(
+            {K::CreatePool, *want_pool, std::to_string(*want.pool_size)});
     }
 
     std::vector<Action> all = std::move(removals);
-    all.insert(all.end(), pool.begin(), pool.end());
+    all.insert(all.end(), create.begin(), create.end());
     all.insert(all.end(), additions.begin(), additions.end());
     all.insert(all.end(), reopens.begin(), reopens.end());
+    all.insert(all.end(), deletes.begin(), deletes.end());
     return all;
 }
 

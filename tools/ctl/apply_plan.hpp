@@ -35,7 +35,14 @@ inline std::string cache_node_name(const std::string &n) {
 inline std::string ic_node_name(const std::string &n) {
     return "ic-" + n;
 }
-inline constexpr const char *kPoolId = "ic-pool";
+/*
+ * The pool apply makes for a pool-size: "ic-pool-" and the size ("1G",
+ * "512M", or bytes), so that a new size is a new pool which the bases
+ * move to with a reopen.  Pools whose id begins with "ic-pool" are
+ * apply's to delete.
+ */
+std::string pool_id_for(std::uint64_t size);
+bool is_managed_pool(const std::string &id);
 
 /* The tunables in effect, as the node's statistics report them. */
 struct LiveSettings {
@@ -61,18 +68,20 @@ struct CurrentBase {
     std::optional<std::uint64_t> given_cluster_size; /* given at open */
     std::uint64_t cluster_size = 0;                  /* in effect */
     std::optional<LiveSettings> settings;
-    bool in_pool = false;
+    std::optional<std::string> pool;   /* the pool it is a member of */
     std::vector<std::string> vm_users; /* VMs whose overlay it backs */
 };
 
+/* An intellicache-pool object whose id is_managed_pool(). */
 struct CurrentPool {
+    std::string id;
     std::uint64_t size = 0;
     std::uint64_t members = 0;
 };
 
 struct CurrentState {
     std::vector<CurrentBase> bases;
-    std::optional<CurrentPool> pool;
+    std::vector<CurrentPool> pools;
 };
 
 struct Action {
@@ -84,7 +93,7 @@ struct Action {
         ReopenBase,
     };
     Kind kind;
-    std::string name;     /* the base; empty for the pool */
+    std::string name;     /* the base, or the pool's id */
     std::string reason;   /* for the report: what differs */
     bool replace = false; /* RemoveBase/AddBase of a base added again */
 };
@@ -97,10 +106,12 @@ LiveSettings expected_settings(const NodeOptions &o, std::uint64_t cluster_size,
 
 /*
  * The actions, in the order to run them: removals (bases no longer
- * listed, and the first half of replacements), the pool, additions,
- * reopens.  Empty when the daemon matches.  Throws PlanError, before any
- * action, when the pool's size differs while nodes use it, or a base to
- * remove (or replace) backs a VM's overlay.
+ * listed, and the first half of replacements), the new pool, additions,
+ * reopens (tunables, and bases that join, leave or change pools: live,
+ * with what they hold), the pools no longer wanted.  Empty when the
+ * daemon matches.  Throws PlanError, before any action, when a base to
+ * remove (or replace) backs a VM's overlay, or a pool to delete has
+ * members apply does not manage.
  */
 std::vector<Action> plan_apply(const HostConfig &want,
                                const CurrentState &have);

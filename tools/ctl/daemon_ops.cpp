@@ -181,24 +181,22 @@ void DaemonOps::create_image(const std::string &job_id, json_object *options) {
     }
 }
 
-bool DaemonOps::object_exists(const std::string &id) {
+std::vector<std::string> DaemonOps::objects(const std::string &type) {
     JsonPtr args(json_args({{"path", "/objects"}}));
     JsonPtr reply = qmp_.execute("qom-list", args.get());
+    std::vector<std::string> ids;
     const std::size_t n = json_object_array_length(reply.get());
     for (std::size_t i = 0; i < n; i++) {
-        if (string_of(json_object_array_get_idx(reply.get(), i), "name") ==
-            id) {
-            return true;
+        json_object *o = json_object_array_get_idx(reply.get(), i);
+        if (string_of(o, "type") == "child<" + type + ">") {
+            ids.push_back(string_of(o, "name"));
         }
     }
-    return false;
+    return ids;
 }
 
 JsonPtr DaemonOps::object_property(const std::string &id,
                                    const std::string &prop) {
-    if (!object_exists(id)) {
-        return nullptr;
-    }
     JsonPtr args(json_args({{"path", "/objects/" + id}, {"property", prop}}));
     return qmp_.execute("qom-get", args.get());
 }

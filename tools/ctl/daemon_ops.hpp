@@ -62,10 +62,10 @@ public:
      * end; throws QmpError with the job's error. */
     void create_image(const std::string &job_id, json_object *options);
 
-    /* qom-get of an object's property, or nullptr if there is no such
-     * object. */
+    /* The ids of the user-created objects of QOM type @type. */
+    std::vector<std::string> objects(const std::string &type);
+    /* qom-get of an object's property. */
     JsonPtr object_property(const std::string &id, const std::string &prop);
-    bool object_exists(const std::string &id);
 
     QmpClient &qmp() { return qmp_; }
 

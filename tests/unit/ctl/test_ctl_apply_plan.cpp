@@ -9,6 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
 namespace {
 
 using icctl::Action;
@@ -34,7 +38,7 @@ const char *const kTwo =
 
 /* A base as the daemon would have it once added from @want. */
 CurrentBase live(const HostConfig &want, const std::string &name,
-                 bool in_pool = false) {
+                 const std::optional<std::string> &pool = std::nullopt) {
     const auto &w = want.bases.at(name);
     CurrentBase c;
     c.name = name;
@@ -45,7 +49,7 @@ CurrentBase live(const HostConfig &want, const std::string &name,
     c.cluster_size = w.options.cluster_size.value_or(kCluster);
     c.settings = icctl::expected_settings(w.options, c.cluster_size,
                                           want.pool_size.value_or(0));
-    c.in_pool = in_pool;
+    c.pool = pool;
     return c;
 }
 
@@ -134,23 +138,36 @@ TEST(ApplyPlan, AHalfMadeBaseIsMadeAgain) {
               "add a (replace): incomplete, missing ic-a, export ic-a\n");
 }
 
-TEST(ApplyPlan, PoolIsCreatedAndBasesJoinIt) {
+TEST(ApplyPlan, PoolIdsNameTheirSize) {
+    EXPECT_EQ(icctl::pool_id_for(std::uint64_t{1} << 30), "ic-pool-1G");
+    EXPECT_EQ(icctl::pool_id_for(std::uint64_t{3} << 40), "ic-pool-3T");
+    EXPECT_EQ(icctl::pool_id_for(std::uint64_t{1536} << 20), "ic-pool-1536M");
+    EXPECT_EQ(icctl::pool_id_for(1000), "ic-pool-1000");
+    EXPECT_TRUE(icctl::is_managed_pool("ic-pool"));
+    EXPECT_TRUE(icctl::is_managed_pool("ic-pool-2G"));
+    EXPECT_FALSE(icctl::is_managed_pool("ic-poolside"));
+    EXPECT_FALSE(icctl::is_managed_pool("pool0"));
+}
+
+const std::uint64_t kGiB = std::uint64_t{1} << 30;
+
+TEST(ApplyPlan, PoolIsCreatedAndBasesJoinItLive) {
     const HostConfig before = host(kTwo);
     CurrentState have;
     have.bases = {live(before, "a")};
     const HostConfig want = host(kTwo, R"("pool-size": "1G", )");
     EXPECT_EQ(describe(icctl::plan_apply(want, have)),
-              "remove a (replace): joins the pool\n"
-              "create-pool : 1073741824\n"
-              "add a (replace): joins the pool\n"
-              "add b: new\n");
+              "create-pool ic-pool-1G: 1073741824\n"
+              "add b: new\n"
+              "reopen a: scan-threshold 0 -> 134217728, pool (none) -> "
+              "ic-pool-1G\n");
 }
 
 TEST(ApplyPlan, PoolMembersMatching) {
     const HostConfig want = host(kTwo, R"("pool-size": "1G", )");
     CurrentState have;
-    have.bases = {live(want, "a", true), live(want, "b", true)};
-    have.pool = CurrentPool{std::uint64_t{1} << 30, 2};
+    have.bases = {live(want, "a", "ic-pool-1G"), live(want, "b", "ic-pool-1G")};
+    have.pools = {CurrentPool{"ic-pool-1G", kGiB, 2}};
     EXPECT_TRUE(icctl::plan_apply(want, have).empty());
 }
 
@@ -160,8 +177,8 @@ TEST(ApplyPlan, AnOwnBoundLeftOutInThePoolIsReopened) {
              R"({"cache-size": "4M", "scan-threshold": "1M"}})",
              R"("pool-size": "1G", )");
     CurrentState have;
-    have.bases = {live(before, "a", true)};
-    have.pool = CurrentPool{std::uint64_t{1} << 30, 1};
+    have.bases = {live(before, "a", "ic-pool-1G")};
+    have.pools = {CurrentPool{"ic-pool-1G", kGiB, 1}};
     const HostConfig want =
         host(R"("a": {"url": "nfs://s/e/a.img", "options": )"
              R"({"scan-threshold": "1M"}})",
@@ -170,48 +187,69 @@ TEST(ApplyPlan, AnOwnBoundLeftOutInThePoolIsReopened) {
               "reopen a: cache-size 4194304 -> 0\n");
 }
 
-TEST(ApplyPlan, PoolSizeCannotChangeUnderMembers) {
+/* A new size is a new pool: the members move to it live, the old goes. */
+TEST(ApplyPlan, ANewPoolSizeMovesTheMembers) {
     const HostConfig before = host(kTwo, R"("pool-size": "1G", )");
     CurrentState have;
-    have.bases = {live(before, "a", true), live(before, "b", true)};
-    have.pool = CurrentPool{std::uint64_t{1} << 30, 2};
+    /* An earlier version's pool: managed too. */
+    have.bases = {live(before, "a", "ic-pool"), live(before, "b", "ic-pool")};
+    have.pools = {CurrentPool{"ic-pool", kGiB, 2}};
     const HostConfig want = host(kTwo, R"("pool-size": "2G", )");
-    try {
-        icctl::plan_apply(want, have);
-        FAIL() << "no error";
-    } catch (const PlanError &e) {
-        EXPECT_STREQ(e.what(),
-                     "pool-size: the pool ic-pool has 1073741824 bytes and 2 "
-                     "member node(s) that stay: its size cannot change while "
-                     "nodes use it (remove those bases first, or restart the "
-                     "daemon and apply again)");
-    }
+    EXPECT_EQ(describe(icctl::plan_apply(want, have)),
+              "create-pool ic-pool-2G: 2147483648\n"
+              "reopen a: scan-threshold 134217728 -> 268435456, "
+              "pool ic-pool -> ic-pool-2G\n"
+              "reopen b: scan-threshold 134217728 -> 268435456, "
+              "pool ic-pool -> ic-pool-2G\n"
+              "delete-pool ic-pool: replaced by ic-pool-2G\n");
 }
 
 TEST(ApplyPlan, PoolWithoutMembersIsMadeAgain) {
     const HostConfig before = host(kTwo, R"("pool-size": "1G", )");
     CurrentState have;
-    have.bases = {live(before, "a", true), live(before, "b", true)};
-    have.pool = CurrentPool{std::uint64_t{1} << 30, 2};
-    /* Both bases go, so the pool is free to take its new size. */
+    have.bases = {live(before, "a", "ic-pool-1G"),
+                  live(before, "b", "ic-pool-1G")};
+    have.pools = {CurrentPool{"ic-pool-1G", kGiB, 2}};
+    /* Both bases go, and the pool with them. */
     const HostConfig want = host("", R"("pool-size": "2G", )");
     EXPECT_EQ(describe(icctl::plan_apply(want, have)),
               "remove a: no longer listed\nremove b: no longer listed\n"
-              "delete-pool : size 1073741824 -> 2147483648\n"
-              "create-pool : 2147483648\n");
+              "create-pool ic-pool-2G: 2147483648\n"
+              "delete-pool ic-pool-1G: replaced by ic-pool-2G\n");
 }
 
-TEST(ApplyPlan, PoolGoesWithItsLastMember) {
+TEST(ApplyPlan, LeavingThePoolIsAReopen) {
     const HostConfig before = host(kTwo, R"("pool-size": "1G", )");
     CurrentState have;
-    have.bases = {live(before, "a", true)};
-    have.pool = CurrentPool{std::uint64_t{1} << 30, 1};
+    have.bases = {live(before, "a", "ic-pool-1G")};
+    have.pools = {CurrentPool{"ic-pool-1G", kGiB, 1}};
     const HostConfig want = host(R"("a": {"url": "nfs://s/e/a.img",)"
                                  R"( "fingerprint": "v1"})");
     EXPECT_EQ(describe(icctl::plan_apply(want, have)),
-              "remove a (replace): leaves the pool\n"
-              "delete-pool : pool-size no longer set\n"
-              "add a (replace): leaves the pool\n");
+              "reopen a: scan-threshold 134217728 -> 0, "
+              "pool ic-pool-1G -> (none)\n"
+              "delete-pool ic-pool-1G: pool-size no longer set\n");
+}
+
+/* Nodes apply does not manage keep their pool: apply refuses. */
+TEST(ApplyPlan, APoolWithOtherMembersIsNotDeleted) {
+    const HostConfig before = host(kTwo, R"("pool-size": "1G", )");
+    CurrentState have;
+    have.bases = {live(before, "a", "ic-pool-1G")};
+    have.pools = {CurrentPool{"ic-pool-1G", kGiB, 2}};
+    const HostConfig want = host(kTwo);
+    try {
+        icctl::plan_apply(want, have);
+        FAIL() << "no error";
+    } catch (const PlanError &e) {
+        EXPECT_STREQ(e.what(),
+                     "the pool ic-pool-1G has 2 member node(s), 1 of them "
+                     "apply's: cannot delete it while other nodes use it "
+                     "(blockdev-reopen or remove them first)");
+    }
+    /* A pool by that name but of another size was not made by apply. */
+    have.pools = {CurrentPool{"ic-pool-1G", 2 * kGiB, 1}};
+    EXPECT_THROW(icctl::plan_apply(before, have), PlanError);
 }
 
 TEST(ApplyPlan, ABaseUnderAVmDiskIsNotRemoved) {
