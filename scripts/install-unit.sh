@@ -20,6 +20,10 @@
 #   --no-reload       do not run 'systemctl daemon-reload' (it is never run
 #                     with --destdir, nor when systemd is not running)
 #
+# Also installs the example host file as /etc/intellicache/host.json.example
+# (docs/ctl.rst); /etc/intellicache/host.json itself, which the unit applies
+# after each start, is the administrator's and never written.
+#
 # Prints the installed unit's path.  Enabling and starting it is left to
 # the administrator: systemctl enable --now intellicache.service
 set -euo pipefail
@@ -77,6 +81,14 @@ if grep -q '@[A-Z_]*@' "$dest.tmp"; then
 fi
 chmod 0644 "$dest.tmp"
 mv "$dest.tmp" "$dest"
+
+etc=$destdir/etc/intellicache
+mkdir -p "$etc"
+install -m 0644 "$root/scripts/systemd/host.json.example" "$etc/host.json.example"
+if [ ! -e "$etc/host.json" ]; then
+    echo "install-unit: $etc/host.json.example installed; copy it to" \
+         "host.json and edit it for the unit to apply it" >&2
+fi
 echo "$dest"
 
 if [ -z "$destdir" ] && [ "$reload" = yes ] && [ -d /run/systemd/system ]; then

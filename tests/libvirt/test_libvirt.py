@@ -25,8 +25,10 @@ IC_LIBVIRT_KEEP=1 keeps the work directory.
 """
 
 import atexit
+import contextlib
 import grp
 import hashlib
+import json
 import os
 import pwd
 import random
@@ -759,6 +761,110 @@ class SystemdUnitTest(unittest.TestCase):
                      "StateDirectory=intellicache", "ProtectSystem=strict",
                      f"Environment=QEMU_MODULE_DIR={qsd_binary().parent.parent}"):
             self.assertRegex(text, rf"(?m)^{re.escape(line)}$")
+
+    def test_example_host_file(self):
+        etc = os.path.join(self.root, "etc", "intellicache")
+        example = os.path.join(etc, "host.json.example")
+        with open(example, encoding="utf-8") as f, \
+                open(os.path.join(REPO, "scripts", "systemd", "host.json.example"),
+                     encoding="utf-8") as g:
+            self.assertEqual(f.read(), g.read())
+        self.assertEqual(os.stat(example).st_mode & 0o777, 0o644)
+        self.assertFalse(os.path.exists(os.path.join(etc, "host.json")))
+        self.assertIn("host.json.example installed", self.install.stderr)
+        # The administrator's host file is never written.
+        mine = os.path.join(etc, "host.json")
+        with open(mine, "w", encoding="utf-8") as f:
+            f.write("{}")
+        r = subprocess.run([os.path.join(REPO, "scripts", "install-unit.sh"),
+                            "--destdir", self.root], capture_output=True, text=True,
+                           timeout=60, check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("host.json.example installed", r.stderr)
+        with open(mine, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "{}")
+        os.remove(mine)
+
+    def unit_command(self, key):
+        """The argv of the unit's @key= line as systemd runs it: continued
+        lines joined, $$ unescaped."""
+        m = re.search(rf"^{key}=((?:.*\\\n)*.*)$", self.text(), re.M)
+        self.assertIsNotNone(m, key)
+        return shlex.split(m.group(1).replace("\\\n", " ").replace("$$", "$"))
+
+    def test_exec_start_post_applies_the_host_file(self):
+        """The unit's own ExecStart and ExecStartPost, run as systemd would
+        (with a temporary directory for /run/intellicache and
+        /etc/intellicache): after a start, the host file is applied; again
+        after a restart; without a host file, nothing; without the daemon's
+        socket, an error after 10 s."""
+        work = tempfile.mkdtemp(prefix="ic-unit-run-")
+        procs = []
+        try:
+            sock = os.path.join(work, "qmp.sock")
+            hostfile = os.path.join(work, "host.json")
+
+            def local(argv):
+                return [a.replace("/run/intellicache/qmp.sock", sock)
+                         .replace("/etc/intellicache/host.json", hostfile) for a in argv]
+
+            start = [a for a in local(self.unit_command("ExecStart"))
+                     if a != "$INTELLICACHE_ARGS"]
+            post = local(self.unit_command("ExecStartPost"))
+            self.assertEqual(post[:2], ["/bin/sh", "-c"])
+            nbdkit = Nbdkit(work, "pattern", {"size": "4M"}, tag="base").start()
+            procs.append(nbdkit.stop)
+            with open(hostfile, "w", encoding="utf-8") as f:
+                json.dump({"cache-dir": os.path.join(work, "cache"),
+                           "export-dir": os.path.join(work, "run"),
+                           "pool-size": "8M",
+                           "bases": {"pat": {"url": f"nbd+unix:///?socket={nbdkit.socket}"}}},
+                          f)
+
+            def run_post():
+                return subprocess.run(post, capture_output=True, text=True, timeout=60,
+                                      check=False)
+
+            for attempt in ("start", "restart"):
+                log = os.path.join(work, f"qsd-{attempt}.log")
+                with open(log, "w", encoding="utf-8") as f:
+                    daemon = subprocess.Popen(start, env=qemu_env(), stdout=f,
+                                              stderr=subprocess.STDOUT)
+                procs.append(lambda d=daemon: (d.terminate(), d.wait(30)))
+                # systemd runs ExecStartPost right after the start (Type=exec).
+                r = run_post()
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("created pool ic-pool-8M (size 8388608)", r.stdout, attempt)
+                self.assertIn("added base pat: ", r.stdout, attempt)
+                self.assertIn("(created)" if attempt == "start" else "(kept)", r.stdout)
+                r = run_post()
+                self.assertEqual((r.returncode, r.stdout), (0, "nothing to change\n"))
+                daemon.terminate()
+                with open(log, encoding="utf-8") as f:
+                    self.assertEqual(daemon.wait(30), 0, f.read())
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(sock)  # a new start makes it again
+            self.assertEqual(os.stat(os.path.join(work, "cache", "pat.cache")).st_mode
+                             & 0o777, 0o600)
+
+            # No host file: nothing to do, at once.
+            os.remove(hostfile)
+            r = run_post()
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+            # A host file but no daemon: it gives up after 10 s, and says so.
+            with open(hostfile, "w", encoding="utf-8") as f:
+                f.write("{}")
+            t0 = time.monotonic()
+            r = run_post()
+            waited = time.monotonic() - t0
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"no QMP socket after 10 s: {hostfile} not applied", r.stderr)
+            self.assertGreater(waited, 9)
+        finally:
+            for stop in reversed(procs):
+                with contextlib.suppress(Exception):
+                    stop()
+            shutil.rmtree(work, ignore_errors=True)
 
     def test_prefix(self):
         root = tempfile.mkdtemp(prefix="ic-unit-")
