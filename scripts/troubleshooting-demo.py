@@ -632,12 +632,14 @@ def scenario_reopen(work, base):
             qmp_show(d, "blockdev-reopen", {"options": [ic_node(**{"cluster-size": 65536})]})
             qmp_show(d, "blockdev-reopen",
                      {"options": [ic_node(**{"base-fingerprint": "golden-2026.12"})]})
-            step("trace events cannot be switched at run time: "
-                 "qemu-storage-daemon has no trace QMP commands")
-            cmds = sorted(c["name"] for c in d.qmp.cmd("query-commands"))
-            say('-> {"execute": "query-commands"}')
-            say(f"<- {len(cmds)} commands, those with 'trace' in their name: "
-                f"{[c for c in cmds if 'trace' in c]}")
+            step("trace events switched at run time (QEMU patch 0006): all off, "
+                 "then one on")
+            ctl(d, "trace", "--off")
+            ctl(d, "trace", "intellicache_read_plan", "--on")
+            d.log_lines()
+            h.nbd_read_all(d.uri_for("ic0"))
+            d.show_log(limit=3)
+            ctl(d, "trace", "intellicache_read_*")
 
 
 def scenario_upgrade(work, base):
@@ -716,6 +718,18 @@ def scenario_pool(work, base):
             ctl(d, "status")
             for prop in ("size", "used", "members"):
                 qmp_show(d, "qom-get", {"path": "/objects/pool0", "property": prop})
+            step("ic-b moved to a pool of its own, 8 MiB, live: what it holds "
+                 "moves with it, and it frees down to the new size")
+            qmp_show(d, "object-add", {"qom-type": "intellicache-pool", "id": "pool1",
+                                       "size": 8 * MiB})
+            qmp_show(d, "blockdev-reopen", {"options": [h.intellicache_node(
+                "ic-b", "base0", "cache-b", pool="pool1")]})
+            h.wait_until(lambda: d.stats("ic-b")["used-bytes"] <= 8 * MiB, 10,
+                         "ic-b within its new pool", interval=0.1)
+            ctl(d, "status")
+            for pool in ("pool0", "pool1"):
+                for prop in ("used", "members"):
+                    qmp_show(d, "qom-get", {"path": f"/objects/{pool}", "property": prop})
 
 
 SCENARIOS = {

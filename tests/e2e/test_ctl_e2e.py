@@ -319,6 +319,40 @@ class CtlE2E(h.NbdkitFileTestCase):
             qmp.cmd("blockdev-del", **{"node-name": "ic2"})
             qmp.cmd("blockdev-del", **{"node-name": "cache2"})
 
+    def test_trace_at_run_time(self):
+        """Trace events switched on and off in the running daemon (QEMU
+        patch 0006): enabled ones print to its stderr."""
+        out = self.ok("trace")
+        names = [line.split()[0] for line in out.splitlines()]
+        self.assertIn("intellicache_read_plan", names)
+        self.assertTrue(all(n.startswith("intellicache_") for n in names), names)
+        self.assertTrue(all(line.split()[1] == "disabled" for line in out.splitlines()))
+        self.assertRegex(self.ok("trace", "intellicache_read_*", "--on"),
+                         r"^enabled (\d+) of \1 trace events matching "
+                         r"intellicache_read_\*: they print")
+        self.assertIn("intellicache_read_plan  enabled",
+                      self.ok("trace", "intellicache_read_plan"))
+        log = self.daemon.log_path
+
+        def plans():
+            return log.read_text(errors="replace").count("intellicache_read_plan ")
+
+        before = plans()
+        h.nbd_read_all(self.daemon.uri_for("ic0"))
+        h.wait_until(lambda: plans() > before, 10, "intellicache_read_plan lines")
+        self.assertRegex(self.ok("trace", "intellicache_read_*", "--off"),
+                         r"^disabled (\d+) of \1 trace events")
+        after = plans()
+        h.nbd_read_all(self.daemon.uri_for("ic0"))
+        time.sleep(0.3)
+        self.assertEqual(plans(), after, "no lines once disabled")
+        for args, expected in (
+                (("trace", "nope_*"), "no trace event matches 'nope_*'"),
+                (("trace", "--on", "--off"), "trace: --on and --off together")):
+            r = self.run_ctl(*args)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertEqual(r.stderr, f"intellicache-ctl: {expected}\n")
+
     def test_bad_input_one_line_and_nonzero(self):
         junk = self.dir / "junk.img"
         junk.write_bytes(b"not a cache " * 1000)

@@ -165,6 +165,20 @@ const std::vector<CommandSpec> &specs() {
          "\n"
          "The daemon's jobs (prefetches among them): id, type, status and\n"
          "progress.\n"},
+        {"trace",
+         {{"on", false}, {"off", false}},
+         0,
+         1,
+         "usage: intellicache-ctl [--qmp SOCKET] trace [PATTERN] [--on | "
+         "--off]\n"
+         "\n"
+         "The daemon's trace events matching PATTERN (default "
+         "intellicache_*,\n"
+         "docs/design.rst lists them) and whether each is enabled.  With "
+         "--on\n"
+         "or --off, enables or disables them at run time; enabled events "
+         "print\n"
+         "one line each to the daemon's stderr, or to its --trace file=.\n"},
     };
     return all;
 }
@@ -226,6 +240,7 @@ std::string ArgParser::usage(std::string_view command) {
                "  profile  record a boot profile (start, stop)\n"
                "  prefetch warm a cache: a profile, or the whole base\n"
                "  jobs     the daemon's jobs and their progress\n"
+               "  trace    list, enable, disable trace events at run time\n"
                "\n"
                "Options:\n"
                "  --qmp SOCKET  the daemon's QMP monitor socket (default: "
@@ -391,7 +406,7 @@ Invocation ArgParser::parse(const std::vector<std::string> &argv,
                 throw UsageError("unknown command '" + arg +
                                  "' (commands: status, metrics, top, "
                                  "inspect, verify, apply, vm-disk, "
-                                 "profile, prefetch, jobs)");
+                                 "profile, prefetch, jobs, trace)");
             }
             inv.command = arg;
             continue;

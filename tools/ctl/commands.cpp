@@ -12,6 +12,7 @@
 #include "metrics_export.hpp"
 #include "prometheus.hpp"
 #include "status_view.hpp"
+#include "trace.hpp"
 #include "vm_disk.hpp"
 #include "warmup.hpp"
 
@@ -386,6 +387,9 @@ int run_command(const Invocation &inv, std::ostream &out) {
     }
     if (inv.command == "jobs") {
         return run_jobs(inv, out);
+    }
+    if (inv.command == "trace") {
+        return run_trace(inv, out);
     }
     throw UsageError("unknown command '" + inv.command + "'");
 }

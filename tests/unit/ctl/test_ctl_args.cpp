@@ -65,7 +65,7 @@ TEST(CtlArgs, BadInputIsOneClearLine) {
             {{"frobnicate"},
              "unknown command 'frobnicate' (commands: status, "
              "metrics, top, inspect, verify, apply, vm-disk, profile, "
-             "prefetch, jobs)"},
+             "prefetch, jobs, trace)"},
             {{"prefetch"},
              "prefetch: missing argument (try 'intellicache-ctl prefetch "
              "--help')"},
