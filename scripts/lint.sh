@@ -1,6 +1,7 @@
 #!/bin/bash
 # Style and static checks: QEMU's checkpatch on the C glue, clang-format on
-# the C++ core and its tests, clang-tidy and cppcheck on the core.
+# the C++ core and its tests, clang-tidy and cppcheck on the core and on
+# intellicache-ctl, docutils on the documentation.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -53,4 +54,14 @@ if ! cppcheck --std=c++20 --language=c++ --quiet --error-exitcode=1 \
         -I block/intellicache -I tools/ctl "${ctl[@]}"; then
     status=1
 fi
+# The documentation: reStructuredText that docutils reads without a
+# warning (a malformed table renders as an error message).
+mapfile -t docs < <(git ls-files 'README.rst' 'docs/*.rst')
+echo "lint: docutils (${#docs[@]} files)"
+for f in "${docs[@]}"; do
+    if ! /usr/bin/python3 -m docutils --halt=warning --report=warning \
+            "$f" /dev/null; then
+        status=1
+    fi
+done
 exit $status

@@ -38,9 +38,11 @@ pkgs_build="build-essential pkg-config ninja-build flex bison python3 python3-ve
   libcpp-httplib-dev libnbd-dev"
 # Servers and clients for the tests and the demo (all used on loopback);
 # iproute2 and nftables for the outage tests' network namespaces and their
-# blackhole (tests/e2e/test_outage_e2e.py).
+# blackhole (tests/e2e/test_outage_e2e.py); docutils checks the docs' markup
+# (scripts/lint.sh).
 pkgs_test="nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils nbdkit fio
-  libnbd-bin python3-pycotap python3-matplotlib iproute2 nftables"
+  libnbd-bin python3-pycotap python3-matplotlib iproute2 nftables
+  python3-docutils"
 # promtool, which checks intellicache-ctl's metrics (tests/e2e/test_ctl_e2e.py).
 # Without recommends: the package's recommends pull in node_exporter and
 # its collectors, which the tests do not use.
