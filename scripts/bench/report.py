@@ -696,7 +696,9 @@ def baseline_section(res):
     o.append(f"The same targets in the run of commit {b['git_commit']} "
              f"({b['started']}, ``{b['command']}``), and now.  Ratios are measured "
              "side by side within each run, so they compare across runs better than "
-             "absolute figures do.\n\n")
+             "absolute figures do.  Targets that moved between two runs are measured "
+             "again with both builds interleaved in ``docs/benchmark-history.rst``."
+             "\n\n")
     before = {t["name"]: t for t in b["targets"]}
     rows = []
     for t in res["targets"]:
