@@ -238,6 +238,24 @@ static const IntellicachePoolBudgetOps ic_pool_budget_ops = {
     .budget_used = ic_pool_budget_used,
 };
 
+/*
+ * Join the pool named @id: its object in *@obj, its budget returned (NULL
+ * and @errp if there is no such pool or its budget cannot be made).
+ */
+static IcPool *ic_pool_join(const char *id, IntellicachePool **obj,
+                            Error **errp)
+{
+    IcPool *pool;
+
+    *obj = intellicache_pool_find(id, errp);
+    pool = *obj ? intellicache_pool_join(*obj, &ic_pool_budget_ops, errp) :
+           NULL;
+    if (!pool) {
+        *obj = NULL;
+    }
+    return pool;
+}
+
 /* The node leaves its pool, if it is in one (after its core did). */
 static void ic_pool_leave(BDRVIntellicacheState *s)
 {
@@ -293,12 +311,8 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     }
     s->no_io = flags & BDRV_O_NO_IO;
     if (s->pool_id) {
-        s->pool_obj = intellicache_pool_find(s->pool_id, errp);
-        s->pool = s->pool_obj ?
-            intellicache_pool_join(s->pool_obj, &ic_pool_budget_ops,
-                                   errp) : NULL;
+        s->pool = ic_pool_join(s->pool_id, &s->pool_obj, errp);
         if (!s->pool) {
-            s->pool_obj = NULL;
             return -EINVAL;
         }
     }
@@ -675,12 +689,8 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         goto fail;
     }
     if (r->change_pool && r->pool_id) {
-        r->pool_obj = intellicache_pool_find(r->pool_id, errp);
-        r->pool = r->pool_obj ?
-            intellicache_pool_join(r->pool_obj, &ic_pool_budget_ops,
-                                   errp) : NULL;
+        r->pool = ic_pool_join(r->pool_id, &r->pool_obj, errp);
         if (!r->pool) {
-            r->pool_obj = NULL;
             goto fail;
         }
     }
