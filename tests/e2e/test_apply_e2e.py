@@ -13,6 +13,7 @@ bad host files get one line and a non-zero exit.
 The tool is build/tools/ctl/intellicache-ctl, or $IC_CTL.
 """
 
+import grp
 import json
 import os
 import stat
@@ -214,10 +215,23 @@ class ApplyE2E(h.DaemonTestCase):
         self.assertNotIn("ic-vm-vm1", self.nodes())
 
     def test_05_vm_disk_over_vhost_user(self):
-        r = self.run_ctl("vm-disk", "add", "vm2", "--base", "beta",
+        group = grp.getgrgid(os.getgid()).gr_name
+        for args, expected in (
+                (("--group", "no-such-group-ic"), "vm-disk add: no group 'no-such-group-ic'"),
+                (("--nbd", "--group", group), "vm-disk add: --group gives a VM's vhost-user "
+                                              "socket to a group")):
+            r = self.run_ctl("vm-disk", "add", "vm2", "--base", "beta", *args,
+                             "--host", str(self.host_path), check=False)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn(expected, r.stderr)
+            self.assertNotIn("ic-vm-vm2", self.nodes())
+        # Given to a group (libvirt's QEMU user's, on a real host).
+        r = self.run_ctl("vm-disk", "add", "vm2", "--base", "beta", "--group", group,
                          "--host", str(self.host_path))
         sock = self.export_dir / "vm2.vhost"
-        self.assertIn(f"vhost-user-blk on {sock}", r.stdout)
+        self.assertIn(f"vhost-user-blk on {sock} (group {group}, mode 0660)", r.stdout)
+        st = sock.stat()
+        self.assertEqual((st.st_gid, stat.S_IMODE(st.st_mode)), (os.getgid(), 0o660))
         self.assertIn("<disk type='vhostuser' device='disk'>", r.stdout)
         self.assertEqual(self.exports()["ic-vm-vm2"]["type"], "vhost-user-blk")
         self.assertTrue(h.unix_socket_ready(sock))

@@ -115,12 +115,14 @@ const std::vector<CommandSpec> &specs() {
           {"size", true},
           {"path", true},
           {"host", true},
+          {"group", true},
           {"delete", false}},
          1,
          2,
          "usage: intellicache-ctl [--qmp SOCKET] vm-disk add VM --base NAME\n"
-         "           [--vhost-user | --nbd] [--size SIZE] [--path FILE] "
-         "[--host HOSTFILE]\n"
+         "           [--vhost-user [--group GROUP] | --nbd] [--size SIZE] "
+         "[--path FILE]\n"
+         "           [--host HOSTFILE]\n"
          "       intellicache-ctl [--qmp SOCKET] vm-disk remove VM "
          "[--delete]\n"
          "       intellicache-ctl [--qmp SOCKET] vm-disk list\n"
@@ -131,7 +133,9 @@ const std::vector<CommandSpec> &specs() {
          "on EXPORT-DIR/nbd.sock; prints the libvirt <disk> to use.  The\n"
          "directories are the host file's (--host), else "
          "/var/lib/intellicache\n"
-         "and /run/intellicache.  remove keeps the overlay unless --delete.\n"},
+         "and /run/intellicache.  --group GROUP gives the vhost-user socket\n"
+         "to GROUP, mode 0660, for a QEMU that libvirt runs as its own user\n"
+         "(libvirt-qemu).  remove keeps the overlay unless --delete.\n"},
         {"profile",
          {},
          2,

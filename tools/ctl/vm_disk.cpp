@@ -11,6 +11,7 @@
 #include "daemon_ops.hpp"
 #include "host_config.hpp"
 
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +62,27 @@ std::uint64_t file_size(const std::string &path, bool &exists) {
     return exists ? static_cast<std::uint64_t>(st.st_size) : 0;
 }
 
+/*
+ * The group id of @name (a group name, or a number): who may connect to a
+ * VM's vhost-user socket besides root (libvirt's QEMU user).
+ */
+gid_t group_id(const std::string &name) {
+    std::vector<char> buf(16384);
+    struct group gr {};
+    struct group *found = nullptr;
+    if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 &&
+        found != nullptr) {
+        return found->gr_gid;
+    }
+    if (!name.empty() &&
+        std::all_of(name.begin(), name.end(),
+                    [](char c) { return c >= '0' && c <= '9'; }) &&
+        name.size() < 10) {
+        return static_cast<gid_t>(std::stoul(name));
+    }
+    throw UsageError("vm-disk add: no group '" + name + "'");
+}
+
 std::string vm_of(const Invocation &inv) {
     if (inv.args.size() < 2) {
         throw UsageError("vm-disk " + inv.args.at(0) + ": missing VM name");
@@ -92,6 +114,13 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
         }
     }
     const bool nbd = inv.flag("nbd");
+    const auto group = inv.value("group");
+    if (group && nbd) {
+        throw UsageError("vm-disk add: --group gives a VM's vhost-user socket "
+                         "to a group; the NBD server's socket serves every "
+                         "disk, so it stays root's");
+    }
+    const gid_t gid = group ? group_id(*group) : 0;
     const Dirs dirs = dirs_of(inv);
     const std::string path =
         inv.value("path").value_or(dirs.cache_dir + "/vms/" + vm + ".qcow2");
@@ -124,6 +153,7 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
      * is either all there or not at all. */
     std::vector<std::string> added;
     std::string socket;
+    bool exported = false;
     try {
         JsonPtr f(json_args({{"driver", "file"},
                              {"node-name", file_node},
@@ -169,8 +199,24 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
             json_object *addr = json_args({{"type", "unix"}, {"path", socket}});
             json_object_object_add(e.get(), "addr", addr);
             daemon.add_export(e.get());
+            exported = true;
+            /* QEMU run by libvirt as its own user connects through it. */
+            if (group &&
+                (chown(socket.c_str(), static_cast<uid_t>(-1), gid) != 0 ||
+                 chmod(socket.c_str(), 0660) != 0)) {
+                throw std::runtime_error("cannot give " + socket +
+                                         " to group " + *group + ": " +
+                                         std::strerror(errno));
+            }
         }
     } catch (const std::exception &e) {
+        if (exported) {
+            try {
+                daemon.del_export(node);
+            } catch (const std::exception &) {
+                /* The first error is the one to report. */
+            }
+        }
         std::for_each(added.rbegin(), added.rend(), [&](const std::string &n) {
             try {
                 daemon.del_node(n);
@@ -188,7 +234,7 @@ int cmd_add(const Invocation &inv, std::ostream &out) {
         << (reuse ? " (kept)" : " (created)") << " over " << base_node
         << ", node " << node << ", "
         << (nbd ? "NBD export " + vm + " on " : "vhost-user-blk on ") << socket
-        << "\n"
+        << (group ? " (group " + *group + ", mode 0660)" : "") << "\n"
         << libvirt_disk_xml(!nbd, socket, vm);
     return kExitOk;
 }
@@ -309,8 +355,9 @@ std::string libvirt_disk_xml(bool vhost_user, const std::string &socket,
 int run_vm_disk(const Invocation &inv, std::ostream &out) {
     const std::string &sub = inv.args.at(0);
     if (sub == "add") {
-        check_options(inv, sub,
-                      {"base", "nbd", "vhost-user", "size", "path", "host"});
+        check_options(
+            inv, sub,
+            {"base", "nbd", "vhost-user", "size", "path", "host", "group"});
     } else if (sub == "remove") {
         check_options(inv, sub, {"delete"});
     } else {
