@@ -681,9 +681,8 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         goto fail;
     }
     bdrv_graph_rdlock_main_loop();
-    ret = ic_check_cache_size(state->bs, settings,
-                              r->change_pool ? !!r->pool_id : !!s->pool,
-                              errp);
+    /* Unchanged, the pool's id is the node's: either way, the one after. */
+    ret = ic_check_cache_size(state->bs, settings, r->pool_id != NULL, errp);
     bdrv_graph_rdunlock_main_loop();
     if (ret < 0 || ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
         goto fail;

@@ -96,11 +96,12 @@ int run_trace(const Invocation &inv, std::ostream &out) {
                        "patch 0006): start it with --trace '" +
                        pattern + "'");
     }
-    if (get_state(qmp, pattern).empty()) {
+    const std::vector<TraceEvent> before = get_state(qmp, pattern);
+    if (before.empty()) {
         throw QmpError("no trace event matches '" + pattern + "'");
     }
     if (!on && !off) {
-        out << trace_table(get_state(qmp, pattern));
+        out << trace_table(before);
         return kExitOk;
     }
     JsonPtr args(json_args({{"name", pattern}}));
