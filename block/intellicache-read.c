@@ -309,6 +309,10 @@ ic_co_read_segment(BlockDriverState *bs, IcRead *rd, const IcSegment *seg,
         if (ret < 0) {
             /* The base has the same data: not the reader's failure. */
             ic_cache_failed(bs, false, ret);
+            WITH_QEMU_LOCK_GUARD(&s->lock) {
+                ic_core_note_hit_failed(s->core, seg->bytes);
+            }
+            rd->missed = true;
             ret = bdrv_co_preadv_part(bs->file, seg->offset, seg->bytes,
                                       qiov, qiov_offset, 0);
         }

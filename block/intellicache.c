@@ -344,7 +344,12 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     s->settings = settings;
     s->bounded = settings.cache_size != 0 || s->pool;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
-    bs->supported_read_flags = BDRV_REQ_PREFETCH;
+    /*
+     * The node keeps what it reads: a copy-on-read request is a read, and
+     * a copy-on-read prefetch (an NBD client's NBD_CMD_CACHE) a fill of
+     * the cache (QEMU patch 0009 passes both here).
+     */
+    bs->supported_read_flags = BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH;
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
     ic_health_timer_new(bs, bdrv_get_aio_context(bs));
     ic_pool_timer_new(bs, bdrv_get_aio_context(bs));

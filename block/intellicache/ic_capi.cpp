@@ -472,6 +472,10 @@ void ic_core_note_bypass(IcCore *core, uint64_t bytes) {
     no_throw([&] { core->core->note_bypass(bytes); });
 }
 
+void ic_core_note_hit_failed(IcCore *core, uint64_t bytes) {
+    no_throw([&] { core->core->note_hit_failed(bytes); });
+}
+
 bool ic_core_cluster_present(const IcCore *core, uint64_t index) {
     return no_throw([&] { return core->core->cluster_present(index); });
 }

@@ -158,6 +158,17 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
 }
 
 /*
+ * The base served a hit whose cache file read failed: the reader got the
+ * base's data, so the bytes are a miss.  The part of them loaded ahead was
+ * not served from the cache either (it stays within the hits).
+ */
+void Core::note_hit_failed(std::uint64_t bytes) {
+    stats_.hit_bytes -= std::min(bytes, stats_.hit_bytes);
+    stats_.hit_ahead_bytes = std::min(stats_.hit_ahead_bytes, stats_.hit_bytes);
+    stats_.miss_bytes += bytes;
+}
+
+/*
  * Data loaded ahead is counted as such until a read reaches the end of its
  * cluster: a sequential reader reads a cluster in several requests, and
  * each of them reads data the read-ahead brought.

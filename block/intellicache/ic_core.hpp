@@ -121,6 +121,7 @@ public:
     bool slot_take(IcFetchKind kind) { return slots_.take(kind); }
     bool slot_put() { return slots_.put(); }
     void note_bypass(std::uint64_t bytes) { stats_.miss_bytes += bytes; }
+    void note_hit_failed(std::uint64_t bytes);
     void note_guest_miss(std::uint64_t now_ms) {
         slots_.note_guest_miss(now_ms);
     }

@@ -963,6 +963,12 @@ void ic_core_get_stats(const IcCore *core, IcStats *st);
  */
 void ic_core_note_bypass(IcCore *core, uint64_t bytes);
 
+/*
+ * A planned hit of @bytes could not be read from the cache file and the
+ * base served it: moved from the hits to the misses.
+ */
+void ic_core_note_hit_failed(IcCore *core, uint64_t bytes);
+
 /* ---- Latency histograms ---- */
 
 /*

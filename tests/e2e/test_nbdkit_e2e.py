@@ -75,6 +75,42 @@ class NbdkitE2E(h.NbdkitFileTestCase):
         self.assertLessEqual(read, BASE_SIZE * 1.05 + h.MiB,
                              f"{vms} readers read {read} bytes from the base")
 
+    def test_nbd_cache_command_fills_the_cache(self):
+        """An NBD client's NBD_CMD_CACHE fetches the range into the cache
+        before the reply (QEMU's server sends it as a copy-on-read prefetch,
+        which QEMU patch 0009 passes to the node): the range is then served
+        with the base gone."""
+        nk = self.start_nbdkit("cache-cmd", stats=True)
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(),
+                              **{"read-ahead": 0})
+        offset, length = 8 * h.MiB + 1000, 4 * h.MiB
+        c = h.NbdClient(d.socket, "ic0")
+        try:
+            c.cache(offset, length)
+        finally:
+            c.close()
+        st = d.stats()
+        # The whole clusters around the range, nothing else.
+        cs = st["cluster-size"]
+        first, end = offset // cs * cs, -(-(offset + length) // cs) * cs
+        self.assertEqual(st["prefetch-bytes"], end - first, st)
+        self.assertEqual(st["cached-clusters"], (end - first) // cs, st)
+        self.assertEqual(st["hit-bytes"] + st["miss-bytes"], 0,
+                         f"NBD_CMD_CACHE counted as a read: {st}")
+
+        nk.kill9()  # it waits for its client (the daemon) on SIGTERM
+        c = h.NbdClient(d.socket, "ic0")
+        try:
+            data = c.pread(offset, length)
+        finally:
+            c.close()
+        with open(self.base_path, "rb") as f:
+            f.seek(offset)
+            self.assertEqual(data, f.read(length))
+        st = d.stats()
+        self.assertEqual((st["hit-bytes"], st["miss-bytes"]), (length, 0), st)
+        self.stop_clean(d)
+
     def test_base_errors_never_serve_wrong_data(self):
         """Base reads fail: the client gets errors, never wrong data; the
         cache recovers once the base answers again."""

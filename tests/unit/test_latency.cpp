@@ -167,6 +167,22 @@ TEST_F(Origins, ReadAcrossClustersSplitsByCluster) {
     EXPECT_EQ(stats().miss_bytes, kCs);
 }
 
+/* A hit that the base served because the cache file failed is a miss. */
+TEST_F(Origins, HitServedByTheBaseIsAMiss) {
+    load_ahead(0, 2);
+    hit(0, 2 * kCs);
+    ASSERT_EQ(stats().hit_bytes, 2 * kCs);
+    ic_core_note_hit_failed(core_, kCs);
+    EXPECT_EQ(stats().hit_bytes, kCs);
+    EXPECT_EQ(stats().miss_bytes, kCs);
+    EXPECT_LE(stats().hit_ahead_bytes, stats().hit_bytes);
+    /* Never below zero, whatever the caller says. */
+    ic_core_note_hit_failed(core_, 4 * kCs);
+    EXPECT_EQ(stats().hit_bytes, 0U);
+    EXPECT_EQ(stats().hit_ahead_bytes, 0U);
+    EXPECT_EQ(stats().miss_bytes, 5 * kCs);
+}
+
 /*
  * A reader that joins a read-ahead fetch in flight reads its data before
  * it is stored: what it went through to the end is not "ahead" after.

@@ -64,6 +64,11 @@ class NbdError(HarnessError):
         self.errno = errno
 
 
+NBD_CMD_READ = 0
+NBD_CMD_CACHE = 5
+NBD_FLAG_SEND_CACHE = 1 << 10
+
+
 class NbdClient:
     """A minimal NBD client (fixed newstyle, NBD_OPT_EXPORT_NAME, simple
     replies) for reads at arbitrary byte offsets, which nbdcopy and fio
@@ -85,7 +90,9 @@ class NbdClient:
         self.sock.sendall(b"IHAVEOPT" + (1).to_bytes(4, "big")
                           + len(name).to_bytes(4, "big") + name)
         self.size = int.from_bytes(self._recv(8), "big")
-        self._recv(2 if no_zeroes else 2 + 124)
+        self.transmission_flags = int.from_bytes(self._recv(2), "big")
+        if not no_zeroes:
+            self._recv(124)
         self.handle = 0
 
     def _recv(self, n):
@@ -97,9 +104,11 @@ class NbdClient:
             buf += chunk
         return bytes(buf)
 
-    def pread(self, offset, length):
+    def _request(self, command, name, offset, length):
+        """Send one request and read its simple reply's header; raises
+        NbdError with the server's errno if it failed."""
         self.handle += 1
-        self.sock.sendall((0x25609513).to_bytes(4, "big") + (0).to_bytes(4, "big")
+        self.sock.sendall((0x25609513).to_bytes(4, "big") + command.to_bytes(4, "big")
                           + self.handle.to_bytes(8, "big") + offset.to_bytes(8, "big")
                           + length.to_bytes(4, "big"))
         reply = self._recv(16)
@@ -109,8 +118,18 @@ class NbdClient:
         if int.from_bytes(reply[8:16], "big") != self.handle:
             raise HarnessError("NBD reply for an unknown handle")
         if error:
-            raise NbdError(f"NBD read at {offset}+{length}: error {error}", error)
+            raise NbdError(f"NBD {name} at {offset}+{length}: error {error}", error)
+
+    def pread(self, offset, length):
+        self._request(NBD_CMD_READ, "read", offset, length)
         return self._recv(length)
+
+    def cache(self, offset, length):
+        """NBD_CMD_CACHE: ask the server to have the range ready for
+        reading; no data in the reply."""
+        if not self.transmission_flags & NBD_FLAG_SEND_CACHE:
+            raise HarnessError("the NBD server does not accept NBD_CMD_CACHE")
+        self._request(NBD_CMD_CACHE, "cache", offset, length)
 
     def close(self):
         # NBD_CMD_DISC (2): polite disconnect, no reply.

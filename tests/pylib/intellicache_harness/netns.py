@@ -34,11 +34,18 @@ def _ip(*args, check=True):
                           text=True, timeout=30, check=check)
 
 
+RTO_MAX_SYSCTL = "/proc/sys/net/ipv4/tcp_rto_max_ms"
+
+
 class NetPair:
     """Two network namespaces joined by a veth pair; a context manager
-    (leaving the block deletes both namespaces)."""
+    (leaving the block deletes both namespaces).
 
-    def __init__(self, tag="ic"):
+    With @rto_max_ms, TCP in both namespaces waits at most that long between
+    retransmissions (net.ipv4.tcp_rto_max_ms, Linux 6.15 and later; ignored
+    before): .rto_max_ms says whether it was set."""
+
+    def __init__(self, tag="ic", rto_max_ms=None):
         suffix = f"{os.getpid()}"
         self.client_ns = f"{tag}-c{suffix}"
         self.server_ns = f"{tag}-s{suffix}"
@@ -47,6 +54,7 @@ class NetPair:
         self.server_if = f"ics{suffix}"[:15]
         self.created = []
         self.blackholed = False
+        self.rto_max_ms = rto_max_ms if os.path.exists(RTO_MAX_SYSCTL) else None
 
     @staticmethod
     def skip_reason():
@@ -72,6 +80,9 @@ class NetPair:
                 self._run(["ip", "netns", "add", ns])
                 self.created.append(ns)
                 self.run_in(ns, ["ip", "link", "set", "lo", "up"])
+                if self.rto_max_ms:
+                    self.run_in(ns, ["sysctl", "-qw",
+                                     f"net.ipv4.tcp_rto_max_ms={self.rto_max_ms}"])
             self._run(["ip", "-n", self.client_ns, "link", "add", self.client_if,
                        "type", "veth", "peer", "name", self.server_if,
                        "netns", self.server_ns])
