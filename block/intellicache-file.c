@@ -318,6 +318,12 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
             ret = ic_base_fingerprint(bs, NULL, base_size, want.fingerprint,
                                       errp);
             if (ret < 0) {
+                /* Not retried: an open must not hold the main loop. */
+                error_append_hint(errp, "A cache file that holds this "
+                                  "base's cache can be used without the "
+                                  "base: open the node without 'file', and "
+                                  "attach the base with blockdev-reopen "
+                                  "once it can be read.\n");
                 return ret;
             }
         }
