@@ -271,10 +271,13 @@ static void coroutine_fn ic_evict_all_entry(void *opaque)
 }
 
 /*
- * Open of a bounded cache: discard what a crash left unrecorded, then
- * free clusters until the cache is within its bound (a cache larger than
- * a new cache-size is shrunk before the node is used), and wait.  Main
- * loop.
+ * A bounded cache with nothing in flight, at open or when a reopen first
+ * gives it a bound: discard what a crash left unrecorded (once per open
+ * of the cache file), then free clusters until the cache is within its
+ * bound, and wait.  At open, a cache larger than a new cache-size is so
+ * shrunk before the node is used.  A reopen is drained, so freeing waits
+ * for drain end (ic_co_evict_batch()) and does not hold the monitor.
+ * Main loop.
  */
 void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
 {
@@ -282,11 +285,12 @@ void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
     IcEvictAll ea = { .bs = bs };
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (!s->bounded || s->no_io || s->evicting ||
+        if (!s->bounded || s->leftovers_done || s->no_io || s->evicting ||
             ic_core_cache_state(s->core) != IC_CACHE_CACHING) {
             return;
         }
         s->evicting = true;
+        s->leftovers_done = true;
     }
     bdrv_inc_in_flight(bs);
     aio_co_enter(bdrv_get_aio_context(bs),

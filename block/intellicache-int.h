@@ -176,6 +176,11 @@ struct BDRVIntellicacheState {
      * are atomic; @bounded and @pin_epoch are under @lock.
      */
     bool bounded;
+    /*
+     * What a crash left unrecorded in the cache file was discarded (at
+     * open or when a bound was first set).  Main loop only.
+     */
+    bool leftovers_done;
     unsigned pin_epoch;
     unsigned pins[2];
     IcProfileRec *profile;      /* the profile being recorded, or NULL */

@@ -758,6 +758,14 @@ static void GRAPH_UNLOCKED ic_reopen_commit(BDRVReopenState *state)
         warn_report("intellicache: '%s': " IC_OPT_CACHE_SIZE " and "
                     IC_OPT_POOL " unchanged: %s", bdrv_get_node_name(bs), why);
     }
+    /*
+     * A cache opened without a bound kept what a crash left unrecorded
+     * (it took no room that counted); with a bound it does.  Drained:
+     * nothing is in flight.
+     */
+    bdrv_graph_rdlock_main_loop();
+    ic_evict_all(bs);
+    bdrv_graph_rdunlock_main_loop();
     ic_reopen_free(r);
     state->opaque = NULL;
 }
