@@ -39,24 +39,27 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
 
 /*
  * Whether the cache file can be held to cache-size (@settings, resolved)
- * or to a pool's share (@pooled: the node is, or is to be, a member):
- * freed clusters are discarded, which the block layer silently skips
- * unless the cache file's node was opened with discard=unmap; and for a
- * "file" node, its file system must have room for cache-size (what is
- * free plus what the cache file holds already).  Main loop.
+ * or to a share of @pool (the node's pool @pool_id, NULL if none): freed
+ * clusters are discarded, which the block layer silently skips unless the
+ * cache file's node was opened with discard=unmap; and for a "file" node,
+ * its file system must have room for cache-size (what is free plus what
+ * the cache file holds already), and for the pool's size (what is free
+ * plus what the pool's caches hold: a pool larger than that could never
+ * be filled, and its members would fill the file system instead).  Main
+ * loop.
  */
 int GRAPH_RDLOCK
 ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
-                    bool pooled, Error **errp)
+                    const IcPool *pool, const char *pool_id, Error **errp)
 {
     BDRVIntellicacheState *s = bs->opaque;
     BlockDriverState *cache = s->cache->bs;
     g_autofree char *want = NULL, *room = NULL, *held = NULL;
     struct statvfs fs;
     int64_t allocated;
-    uint64_t avail;
+    uint64_t free_bytes;
 
-    if (!settings->cache_size && !pooled) {
+    if (!settings->cache_size && !pool) {
         return 0;
     }
     if (!(cache->open_flags & BDRV_O_UNMAP)) {
@@ -66,23 +69,29 @@ ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
                    bdrv_get_node_name(cache));
         return -EINVAL;
     }
-    if (!settings->cache_size) {
-        return 0;
-    }
     if (!cache->drv || strcmp(cache->drv->format_name, "file") != 0 ||
         statvfs(cache->filename, &fs) < 0) {
         return 0;
     }
-    allocated = bdrv_get_allocated_file_size(cache);
-    avail = (uint64_t)fs.f_bavail * fs.f_frsize +
-            (allocated > 0 ? allocated : 0);
-    if (settings->cache_size > avail) {
+    free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+    room = size_to_str(free_bytes);
+    allocated = MAX(bdrv_get_allocated_file_size(cache), 0);
+    if (settings->cache_size > free_bytes + allocated) {
         want = size_to_str(settings->cache_size);
-        room = size_to_str((uint64_t)fs.f_bavail * fs.f_frsize);
-        held = size_to_str(allocated > 0 ? allocated : 0);
+        held = size_to_str(allocated);
         error_setg(errp, IC_OPT_CACHE_SIZE " %s is more than the file system "
                    "of '%s' can hold: %s free, plus %s in the cache file",
                    want, cache->filename, room, held);
+        return -ENOSPC;
+    }
+    if (pool && ic_pool_size(pool) > free_bytes + ic_pool_used(pool)) {
+        want = size_to_str(ic_pool_size(pool));
+        held = size_to_str(ic_pool_used(pool));
+        error_setg(errp, IC_OPT_POOL " '%s' of %s is more than the file "
+                   "system of '%s' can hold: %s free, plus %s in the pool's "
+                   "caches", pool_id, want, cache->filename, room, held);
+        error_append_hint(errp, "Give the pool a size that the file system "
+                          "of its caches can hold.\n");
         return -ENOSPC;
     }
     return 0;
@@ -363,7 +372,7 @@ ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
         error_setg(errp, "%s", why);
         return -EINVAL;
     }
-    ret = ic_check_cache_size(bs, settings, s->pool != NULL, errp);
+    ret = ic_check_cache_size(bs, settings, s->pool, s->pool_id, errp);
     if (ret < 0) {
         return ret;
     }

@@ -219,7 +219,7 @@ int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
 void ic_core_release(IcCore *core);
 int GRAPH_RDLOCK
 ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
-                    bool pooled, Error **errp);
+                    const IcPool *pool, const char *pool_id, Error **errp);
 int GRAPH_UNLOCKED
 ic_check_new_base(BlockDriverState *bs, BlockDriverState *base, Error **errp);
 

@@ -685,18 +685,20 @@ ic_reopen_prepare(BDRVReopenState *state, BlockReopenQueue *queue,
         error_setg(errp, "%s", why);
         goto fail;
     }
-    bdrv_graph_rdlock_main_loop();
-    /* Unchanged, the pool's id is the node's: either way, the one after. */
-    ret = ic_check_cache_size(state->bs, settings, r->pool_id != NULL, errp);
-    bdrv_graph_rdunlock_main_loop();
-    if (ret < 0 || ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
-        goto fail;
-    }
     if (r->change_pool && r->pool_id) {
         r->pool = ic_pool_join(r->pool_id, &r->pool_obj, errp);
         if (!r->pool) {
             goto fail;
         }
+    }
+    bdrv_graph_rdlock_main_loop();
+    /* The pool after the reopen (left by ic_reopen_free() on failure) */
+    ret = ic_check_cache_size(state->bs, settings,
+                              r->change_pool ? r->pool : s->pool,
+                              r->pool_id, errp);
+    bdrv_graph_rdunlock_main_loop();
+    if (ret < 0 || ic_reopen_check_base(state, &r->attach_base, errp) < 0) {
+        goto fail;
     }
     state->opaque = r;
     return 0;

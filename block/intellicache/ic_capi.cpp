@@ -369,6 +369,10 @@ void ic_pool_free(IcPool *pool) {
     delete pool;
 }
 
+uint64_t ic_pool_size(const IcPool *pool) {
+    return no_throw([&] { return pool->pool.size(); });
+}
+
 uint64_t ic_pool_used(const IcPool *pool) {
     return no_throw([&] { return pool->pool.used(); });
 }

@@ -552,7 +552,8 @@ typedef struct IcPool IcPool;
 IcPool *ic_pool_new(uint64_t size);
 /* Free @pool (NULL is fine), which must have no members left. */
 void ic_pool_free(IcPool *pool);
-/* Bytes its members hold now, and how many members it has. */
+/* Its size; the bytes its members hold now, and how many members it has. */
+uint64_t ic_pool_size(const IcPool *pool);
 uint64_t ic_pool_used(const IcPool *pool);
 size_t ic_pool_members(const IcPool *pool);
 /*
