@@ -60,6 +60,10 @@ public:
             return true;
         }
         if (policy_->resident() >= policy_->capacity()) {
+            /* Full: admission first, as the node's budget asks it. */
+            if (!policy_->admit(c, 1)) {
+                return false;
+            }
             present_.clear(*policy_->evict());
         }
         policy_->insert(c);
@@ -209,14 +213,18 @@ private:
 
 /*
  * Belady's MIN: on a miss with the cache full, evict the cluster whose
- * next read is furthest in the future (never read again first).  The
- * optimum for a cache that must admit every miss.  A max-heap of (next
- * read, id) with stale entries skipped when they surface.
+ * next read is furthest in the future (never read again first), or, if
+ * the missed cluster itself is read again no sooner, do not store it.
+ * The optimum for a cache that may refuse a miss, as the node's admission
+ * does (without that choice it would only be the optimum of caches that
+ * store every miss).  A max-heap of (next read, id) with stale entries
+ * skipped when they surface.
  */
 class MinCache : public SimCache {
 public:
-    MinCache(const Replay &r, std::uint64_t capacity)
-        : r_(r), capacity_(capacity), next_use_(r.dense.size()),
+    MinCache(const Replay &r, std::uint64_t capacity, bool store_every_miss)
+        : r_(r), capacity_(capacity), store_every_miss_(store_every_miss),
+          next_use_(r.dense.size()),
           next_of_(r.distinct, kNever), cached_(r.distinct, 0) {
         std::vector<std::size_t> seen(r.distinct, kNever);
         for (std::size_t pos = r.dense.size(); pos-- > 0;) {
@@ -228,10 +236,18 @@ public:
     bool access(std::size_t pos) override {
         const std::uint32_t id = r_.dense[pos];
         const bool hit = cached_[id] != 0;
-        if (!hit) {
-            if (size_ >= capacity_) {
-                evict();
+        if (!hit && size_ >= capacity_) {
+            /* Not stored if it is read again no sooner than any other. */
+            if (!store_every_miss_ && next_use_[pos] >= furthest()) {
+                return false;
             }
+            furthest(); /* the top is now the victim */
+            const std::uint32_t victim = heap_.top().second;
+            heap_.pop();
+            cached_[victim] = 0;
+            size_--;
+        }
+        if (!hit) {
             cached_[id] = 1;
             size_++;
         }
@@ -244,20 +260,20 @@ private:
     static constexpr std::size_t kNever =
         std::numeric_limits<std::size_t>::max();
 
-    void evict() {
+    /* The next read of the cached cluster read last, stale entries gone. */
+    std::size_t furthest() {
         for (;;) {
             const auto [next, id] = heap_.top();
-            heap_.pop();
             if (cached_[id] != 0 && next_of_[id] == next) {
-                cached_[id] = 0;
-                size_--;
-                return;
+                return next;
             }
+            heap_.pop();
         }
     }
 
     const Replay &r_;
     std::uint64_t capacity_;
+    bool store_every_miss_;
     std::vector<std::size_t> next_use_; /* per read: the next of its id */
     std::vector<std::size_t> next_of_;  /* per id: its next read */
     std::vector<std::uint8_t> cached_;
@@ -285,8 +301,9 @@ std::unique_ptr<SimCache> make_sieve(const Replay &r, std::uint64_t capacity) {
     return std::make_unique<SieveCache>(r, capacity);
 }
 
-std::unique_ptr<SimCache> make_min(const Replay &r, std::uint64_t capacity) {
-    return std::make_unique<MinCache>(r, capacity);
+std::unique_ptr<SimCache> make_min(const Replay &r, std::uint64_t capacity,
+                                   bool store_every_miss) {
+    return std::make_unique<MinCache>(r, capacity, store_every_miss);
 }
 
 PolicyResult replay(const std::string &name, SimCache &cache, const Replay &r,

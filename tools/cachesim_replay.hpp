@@ -68,8 +68,12 @@ std::unique_ptr<SimCache> make_lru(const Replay &r, std::uint64_t capacity);
 std::unique_ptr<SimCache> make_fifo(const Replay &r, std::uint64_t capacity);
 /* SIEVE (Zhang et al., NSDI 2024). */
 std::unique_ptr<SimCache> make_sieve(const Replay &r, std::uint64_t capacity);
-/* Belady's MIN: the optimum with every miss admitted (offline). */
-std::unique_ptr<SimCache> make_min(const Replay &r, std::uint64_t capacity);
+/*
+ * Belady's MIN, offline: the optimum of caches that may refuse a miss, or,
+ * with @store_every_miss, of caches that store every one (demand paging).
+ */
+std::unique_ptr<SimCache> make_min(const Replay &r, std::uint64_t capacity,
+                                   bool store_every_miss = false);
 
 struct Counts {
     std::uint64_t requests = 0;

@@ -82,6 +82,19 @@ void CacheBudget::pool_give(std::uint64_t count) {
     }
 }
 
+bool CacheBudget::admit(std::uint64_t first, std::uint64_t count) {
+    /*
+     * Room to spare: storing needs no eviction, now or by the next batch.
+     * A batch leaves twice the headroom free, so a cache that evicts sits
+     * within that band of its capacity: there, every store costs one.
+     */
+    const bool room_to_spare =
+        (capacity() >= cluster_count_ ||
+         used() + count + 2 * headroom() <= capacity()) &&
+        pool_excess() == 0 && (pool_ == nullptr || !pool_->tight());
+    return room_to_spare || policy_->admit(first, count);
+}
+
 bool CacheBudget::reserve(std::uint64_t count) {
     if (used() > capacity() || count > capacity() - used() ||
         !pool_take(count)) {

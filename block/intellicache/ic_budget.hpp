@@ -86,6 +86,14 @@ public:
         return policy_->memory_bytes() + victims_.capacity() * sizeof(Run);
     }
 
+    /*
+     * Whether to store the missed clusters [first, first + count): always
+     * while there is room to spare, else as the eviction policy admits
+     * (EvictionPolicy::admit()).
+     */
+    bool admit(std::uint64_t first, std::uint64_t count);
+    /* Whether the eviction policy refuses misses that are not ghosts. */
+    bool reuse_low() const { return policy_->reuse_low(); }
     /* Take room for @count clusters about to be stored; false if none. */
     bool reserve(std::uint64_t count);
     /* Give back room reserved for clusters that were not stored. */

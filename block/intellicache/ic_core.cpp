@@ -245,7 +245,7 @@ std::optional<ReadAhead> Core::note_read(std::uint64_t offset,
 
 std::size_t Core::plan_read_ahead(std::uint64_t offset, std::uint64_t bytes,
                                   IcSegment &seg) {
-    return plan_unasked(offset, bytes, seg, stats_.readahead_bytes);
+    return plan_unasked(offset, bytes, seg, stats_.readahead_bytes, false);
 }
 
 bool Core::prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes) {
@@ -261,14 +261,17 @@ bool Core::prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes) {
 
 std::size_t Core::plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
                                 IcSegment &seg) {
-    return plan_unasked(offset, bytes, seg, stats_.prefetch_bytes);
+    return plan_unasked(offset, bytes, seg, stats_.prefetch_bytes, true);
 }
 
 std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
-                               IcSegment &seg, std::uint64_t &counter) {
+                               IcSegment &seg, std::uint64_t &counter,
+                               bool prefetch) {
     const std::size_t n = plan_one(offset, bytes, seg);
     if (n == 1 && seg.kind == IC_SEG_FETCH) {
-        known_fetch(seg.fetch, "ic_core_plan_read_ahead").unasked = true;
+        Fetch &f = known_fetch(seg.fetch, "ic_core_plan_read_ahead");
+        f.unasked = true;
+        f.prefetch = prefetch;
         stats_.fetches++;
         counter += seg.fetch_bytes;
     }
@@ -410,6 +413,10 @@ bool Core::budget_admits(Fetch &f) {
         stats_.scan_bytes += bytes;
         return false;
     }
+    if (!f.prefetch && !budget_->admit(f.first, f.count)) {
+        stats_.unadmitted_bytes += bytes;
+        return false;
+    }
     if (budget_->freeing(f.first, f.count) || !budget_->reserve(f.count)) {
         stats_.no_room_bytes += bytes;
         return false;
@@ -547,6 +554,7 @@ IcStats Core::stats() const {
     if (budget_) {
         st.capacity_clusters = budget_->capacity();
         st.used_clusters = budget_->used();
+        st.reuse_low = budget_->reuse_low();
     }
     return st;
 }

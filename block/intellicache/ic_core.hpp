@@ -160,7 +160,8 @@ private:
      * prefetch), its bytes counted in @counter; 0 unless caching.
      */
     std::size_t plan_unasked(std::uint64_t offset, std::uint64_t bytes,
-                             IcSegment &seg, std::uint64_t &counter);
+                             IcSegment &seg, std::uint64_t &counter,
+                             bool prefetch);
     /* The first segment of a range, not a user read; 0 unless caching. */
     std::size_t plan_one(std::uint64_t offset, std::uint64_t bytes,
                          IcSegment &seg);

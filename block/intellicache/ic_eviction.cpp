@@ -71,6 +71,21 @@ constexpr std::uint8_t make_state(std::uint8_t where, std::uint8_t freq) {
     return static_cast<std::uint8_t>(where | (freq << kFreqShift));
 }
 
+/*
+ * Admission (EvictionPolicy::admit()): the reuse of new clusters is
+ * measured over about the last kReuseWindow clusters that left small or
+ * came back as ghosts; it is low below one in kReuseShare, judged once
+ * kReuseMinSample are counted.  One miss in kAdmitSample is admitted
+ * while it is low.  One in sixteen keeps the stores (and punches) of a
+ * workload without reuse at a sixteenth, while a real working set (a boot
+ * set read twice, a Zipf-like mix, whose reuse share is well above it)
+ * never turns admission on.
+ */
+constexpr std::uint32_t kReuseWindow = 4096;
+constexpr std::uint32_t kReuseMinSample = 512;
+constexpr std::uint32_t kReuseShare = 16;
+constexpr std::uint32_t kAdmitSample = 16;
+
 /* Small's share: 10% of the capacity, as in the paper, at least one. */
 std::uint64_t small_target(std::uint64_t capacity) {
     return std::max<std::uint64_t>(1, capacity / 10);
@@ -187,6 +202,7 @@ void EvictionPolicy::insert(std::uint64_t index) {
              resident(), capacity_);
     /* resident() < min(capacity, cluster_count): both rings have room. */
     if (w == kGhost) {
+        note_reuse(true);
         main_.push(i);
         set_state(i, make_state(kMain, 0));
     } else {
@@ -241,9 +257,11 @@ std::optional<std::uint32_t> EvictionPolicy::evict_small() {
         if (freq(state(i)) > 0) {
             /* Read again while in small: worth keeping.  It starts in
              * main with no credit, as in the authors' implementation. */
+            note_reuse(true);
             main_.push(i);
             set_state(i, make_state(kMain, 0));
         } else {
+            note_reuse(false);
             remember(i);
             return i;
         }
@@ -283,6 +301,41 @@ void EvictionPolicy::forget(std::uint32_t index) {
     if (where(state(index)) == kGhost) {
         set_state(index, make_state(kNone, 0));
     }
+}
+
+void EvictionPolicy::note_reuse(bool reused) {
+    (reused ? reused_ : not_reused_)++;
+    if (reused_ + not_reused_ >= kReuseWindow) {
+        reused_ /= 2;
+        not_reused_ /= 2;
+    }
+}
+
+bool EvictionPolicy::reuse_low() const {
+    const std::uint32_t seen = reused_ + not_reused_;
+    return seen >= kReuseMinSample && reused_ * kReuseShare < seen;
+}
+
+bool EvictionPolicy::admit(std::uint64_t first, std::uint64_t count) {
+    const std::uint32_t i = checked(first, "admit");
+    IC_CHECK(count >= 1 && count <= cluster_count_ - first,
+             "eviction: admit() of %" PRIu64 " clusters from %" PRIu64
+             " of a base of %" PRIu64,
+             count, first, cluster_count_);
+    if (!reuse_low() || where(state(i)) == kGhost) {
+        return true;
+    }
+    if (++refused_ == kAdmitSample) {
+        refused_ = 0;
+        return true;
+    }
+    for (std::uint64_t c = first; c < first + count; c++) {
+        const auto j = static_cast<std::uint32_t>(c);
+        if (where(state(j)) == kNone) {
+            remember(j);
+        }
+    }
+    return false;
 }
 
 std::uint64_t EvictionPolicy::memory_bytes() const {

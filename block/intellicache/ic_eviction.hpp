@@ -90,6 +90,23 @@ public:
      */
     std::optional<std::uint64_t> evict();
 
+    /*
+     * Admission, asked when storing the missed clusters [first, first +
+     * count) would mean evicting others.  While the clusters that entered
+     * the cache lately were read again often enough (see reuse_low()),
+     * everything is admitted, as S3-FIFO does.  Otherwise the workload
+     * reads most clusters once (uniform random reads over a base far
+     * larger than the cache): storing them costs a write and, later, a
+     * hole punch each, and evicts what little is reused.  Then only a
+     * miss whose first cluster is a ghost (read recently) is admitted,
+     * and one in kAdmitSample others, so that the reuse of new clusters
+     * is still measured; a refused miss's clusters become ghosts, so
+     * that a second read soon after is stored.
+     */
+    bool admit(std::uint64_t first, std::uint64_t count);
+    /* Whether admit() refuses misses that are not ghosts. */
+    bool reuse_low() const;
+
     /* Bytes of memory the policy holds. */
     std::uint64_t memory_bytes() const;
 
@@ -114,6 +131,11 @@ private:
     void remember(std::uint32_t index);
     /* Forgets the ghost of a ghost ring entry, if it is still one. */
     void forget(std::uint32_t index);
+    /*
+     * A cluster that entered the cache was read again (moved from small
+     * to main, or came back as a ghost) or was not (left small unread).
+     */
+    void note_reuse(bool reused);
 
     std::uint64_t cluster_count_;
     std::uint64_t capacity_;
@@ -122,6 +144,10 @@ private:
     ClusterRing small_;
     ClusterRing main_;
     ClusterRing ghost_;
+    /* Counts of note_reuse(), both halved every kReuseWindow. */
+    std::uint32_t reused_ = 0;
+    std::uint32_t not_reused_ = 0;
+    std::uint32_t refused_ = 0; /* misses refused since the last sample */
 };
 
 } // namespace intellicache

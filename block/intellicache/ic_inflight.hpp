@@ -37,6 +37,8 @@ struct Fetch {
     bool scan;     /* read by a scan: a bounded cache does not store it */
     bool reserved; /* holds room in the cache's budget (store_admit) */
     bool unasked;  /* read-ahead or prefetch: no reader asked for it yet */
+    bool prefetch; /* the prefetch job's, or a prefetch read's: stored
+                    * whatever admission says (a user asked for it) */
     /*
      * Of an unasked fetch: the clusters before this one were read through
      * to their end by readers that joined it (Core::plan()), so they are

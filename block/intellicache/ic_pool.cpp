@@ -19,6 +19,11 @@ std::uint64_t PoolBudget::used() const {
     return used_;
 }
 
+bool PoolBudget::tight() const {
+    const std::scoped_lock guard(lock_);
+    return free_bytes() < 2 * headroom();
+}
+
 std::size_t PoolBudget::members() const {
     const std::scoped_lock guard(lock_);
     return members_.size();

@@ -46,6 +46,12 @@ public:
     std::uint64_t size() const { return size_; }
     std::uint64_t used() const;
     std::size_t members() const;
+    /*
+     * Whether less than twice the headroom is free: what a freeing member
+     * leaves, so a pool that evicts stays there and each store costs an
+     * eviction.
+     */
+    bool tight() const;
 
     /*
      * Members are keyed by @key (a member's CacheBudget); @opaque is what

@@ -954,6 +954,8 @@ typedef struct IcStats {
     uint64_t evicted_clusters;  /* clusters freed to stay within it */
     uint64_t scan_bytes;        /* fetched bytes not stored: a scan read them */
     uint64_t no_room_bytes;     /* fetched bytes not stored: no room left */
+    uint64_t unadmitted_bytes;  /* fetched bytes not stored: not admitted */
+    bool reuse_low;             /* admission refuses misses read once */
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);

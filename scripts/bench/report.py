@@ -533,8 +533,9 @@ def bounded_section(b):
              "(hit, missed, or joined a fetch in flight).  The simulator "
              "(``build/tools/ic-cachesim``, ``docs/cachesim.rst``) replays reads through "
              "the core's own eviction policy (S3-FIFO) and through LRU, FIFO, SIEVE and "
-             "MIN; it caches every miss (no scan-threshold, no lack of room) and has no "
-             "concurrency.\n\n")
+             "MIN; S3-FIFO goes through the policy's admission when full, LRU, FIFO and "
+             "SIEVE cache every miss, MIN may refuse one; no scan-threshold, no lack of "
+             "room, no concurrency.\n\n")
     sc = b.get("scan")
     if sc:
         o.append(heading("Scan resistance", "-"))

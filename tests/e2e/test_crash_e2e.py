@@ -179,7 +179,7 @@ class CrashE2E(h.NbdkitFileTestCase):
         meta = 4096 + 2 * 4096
         cache_opts = dict(h.CACHE_DIRECT, discard="unmap")
         totals = {"kills": 0, "compared": 0, "mismatched": 0, "checked": 0,
-                  "evicted": 0}
+                  "evicted": 0, "unadmitted": 0}
         cache = self.dir / "bounded.img"
         h.create_cache_file(cache)
         for i in range(ITERATIONS):
@@ -193,7 +193,9 @@ class CrashE2E(h.NbdkitFileTestCase):
                                        random.Random(rng.random()), stop)
                            for _ in range(3)]
                 time.sleep(rng.uniform(0.5, 2.0))
-                totals["evicted"] += d.stats()["evicted-bytes"]
+                st = d.stats()
+                totals["evicted"] += st["evicted-bytes"]
+                totals["unadmitted"] += st["unadmitted-bytes"]
                 d.kill9()
                 stop.set()
                 totals["checked"] += sum(r.result() for r in randoms)
@@ -218,7 +220,8 @@ class CrashE2E(h.NbdkitFileTestCase):
         self.assertGreater(totals["evicted"], 0, "nothing was evicted")
         type(self).evict_summary = (
             f"crash loop with eviction: {totals['kills']} kills, "
-            f"{totals['evicted']} bytes evicted before kills, "
+            f"{totals['evicted']} bytes evicted before kills "
+            f"({totals['unadmitted']} not admitted), "
             f"{totals['checked']} bytes checked by random readers, "
             f"{totals['compared']} bytes compared after restarts, "
             f"{totals['mismatched']} mismatched")

@@ -304,6 +304,46 @@ TEST(Bounded, ReservationsAreGivenBack) {
     ic_core_free(core);
 }
 
+/* Free a batch if one is needed, as the glue does. */
+void free_if_needed(IcCore *core) {
+    if (ic_core_evict_needed(core)) {
+        ic_core_evict_begin(core);
+        sync(core);
+        ic_core_evict_end(core);
+    }
+}
+
+/*
+ * A full cache whose clusters are read once each stores one miss in
+ * sixteen once the policy has seen that little is reused; the others are
+ * returned and counted as not admitted.  A prefetch is stored anyway.
+ */
+TEST(Bounded, AFullCacheWithoutReuseAdmitsFew) {
+    IcCore *core = bounded_core(64);
+    uint64_t c = 0;
+    for (; c < kClusters - 64 && !stats_of(core).reuse_low; c++) {
+        ASSERT_TRUE(read_and_store(core, c, 1)) << "cluster " << c;
+        free_if_needed(core);
+    }
+    ASSERT_TRUE(stats_of(core).reuse_low);
+    unsigned stored = 0;
+    for (unsigned i = 0; i < 320; i++, c++) {
+        stored += read_and_store(core, c, 1) ? 1 : 0;
+        free_if_needed(core);
+    }
+    EXPECT_EQ(stored, 320U / 16U);
+    IcStats st = stats_of(core);
+    EXPECT_EQ(st.unadmitted_bytes, (320U - 320U / 16U) * kCs);
+    EXPECT_EQ(st.no_room_bytes, 0U) << "eviction kept up";
+
+    IcSegment seg;
+    ASSERT_EQ(ic_core_plan_prefetch(core, c * kCs, kCs, &seg), 1U);
+    ASSERT_EQ(seg.kind, IC_SEG_FETCH);
+    EXPECT_TRUE(unit::store_fetch(core, seg)) << "a prefetch is stored";
+    EXPECT_EQ(stats_of(core).unadmitted_bytes, st.unadmitted_bytes);
+    ic_core_free(core);
+}
+
 /* Hits keep a cluster from being chosen before colder ones. */
 TEST(Bounded, HitsProtectClustersFromEviction) {
     IcCore *core = bounded_core(64);

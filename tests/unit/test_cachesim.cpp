@@ -57,14 +57,16 @@ uint64_t misses(const Replay &r, SimCache &cache) {
 }
 
 /* The textbook reference string (Silberschatz et al., Operating System
- * Concepts) with 3 frames: FIFO 15 faults, LRU 12, OPT 9. */
+ * Concepts) with 3 frames: FIFO 15 faults, LRU 12, OPT 9; OPT that may
+ * leave a page out of memory (read it without keeping it) does better. */
 TEST(CacheSim, TextbookPageFaults) {
     const Workload w =
         reads_of({7, 0, 1, 2, 0, 3, 0, 4, 2, 3, 0, 3, 2, 1, 2, 0, 1, 7, 0, 1});
     const Replay r = flatten(w, kCs);
     EXPECT_EQ(misses(r, *make_fifo(r, 3)), 15U);
     EXPECT_EQ(misses(r, *make_lru(r, 3)), 12U);
-    EXPECT_EQ(misses(r, *make_min(r, 3)), 9U);
+    EXPECT_EQ(misses(r, *make_min(r, 3, true)), 9U);
+    EXPECT_LT(misses(r, *make_min(r, 3)), 9U);
 }
 
 TEST(CacheSim, SieveKeepsAVisitedEntryWhereLruDropsIt) {

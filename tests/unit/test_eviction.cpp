@@ -70,6 +70,18 @@ std::optional<uint64_t> miss(EvictionPolicy &p, uint64_t index) {
     return victim;
 }
 
+/*
+ * A miss with admission, as CacheBudget handles one in a full cache:
+ * stored (evicting first) if admitted.  Returns whether it was stored.
+ */
+bool admitted_miss(EvictionPolicy &p, uint64_t index) {
+    if (p.resident() >= p.capacity() && !p.admit(index, 1)) {
+        return false;
+    }
+    miss(p, index);
+    return true;
+}
+
 TEST(Eviction, EvictOnEmpty) {
     auto p = make(100, 10);
     EXPECT_EQ(p->capacity(), 10U);
@@ -235,6 +247,89 @@ TEST(Eviction, ScanResistance) {
         hits += read(h * 1000) ? 1 : 0;
     }
     EXPECT_EQ(hits, 40U);
+}
+
+/*
+ * Clusters read once each (uniform reads over a base far larger than the
+ * cache): once enough have left small unread, a full cache admits a miss
+ * only if it is a ghost, and one in sixteen others.  A refused miss
+ * becomes a ghost, so a second read of it is admitted.
+ */
+TEST(Eviction, AdmissionRefusesMissesReadOnceWhenReuseIsLow) {
+    auto p = make(1U << 20, 64);
+    uint64_t next = 0;
+    while (next < 64 + 600) {
+        ASSERT_TRUE(admitted_miss(*p, next++)) << "before reuse is known";
+        if (p->reuse_low()) {
+            break;
+        }
+    }
+    ASSERT_TRUE(p->reuse_low()) << "after " << next << " clusters read once";
+    EXPECT_GE(next, 64U + 512U) << "judged on at least 512 departures";
+    unsigned stored = 0;
+    uint64_t refused = 0;
+    for (unsigned i = 0; i < 1600; i++) {
+        if (admitted_miss(*p, next)) {
+            stored++;
+        } else {
+            refused = next;
+        }
+        next++;
+    }
+    EXPECT_EQ(stored, 1600U / 16U);
+    /* A refused miss read again soon: a ghost, admitted. */
+    EXPECT_TRUE(admitted_miss(*p, refused));
+    EXPECT_LE(p->resident(), p->capacity());
+}
+
+/* Clusters read twice while in small: reuse is high, all are admitted. */
+TEST(Eviction, AdmissionAdmitsEverythingWhileReuseIsHigh) {
+    auto p = make(1U << 20, 64);
+    for (uint64_t c = 0; c < 4000; c++) {
+        ASSERT_TRUE(admitted_miss(*p, c)) << "cluster " << c;
+        if (c % 2 == 1) {
+            p->touch(c); /* every other cluster is read again */
+        }
+    }
+    EXPECT_FALSE(p->reuse_low());
+}
+
+/*
+ * With admission refusing, a working set that is read over and over is
+ * still cached: its clusters are refused once, come back as ghosts and are
+ * admitted on their second read.
+ */
+TEST(Eviction, AWorkingSetIsCachedWhileReuseIsLow) {
+    auto p = make(1U << 20, 64);
+    uint64_t next = 0;
+    while (!p->reuse_low() && next < 10000) {
+        admitted_miss(*p, next++);
+    }
+    ASSERT_TRUE(p->reuse_low());
+    /* 32 clusters read in turn; what the policy evicts is tracked to know
+     * which of them hit. */
+    const uint64_t hot = next;
+    std::set<uint64_t> cached;
+    unsigned hits = 0;
+    for (unsigned round = 0; round < 3; round++) {
+        hits = 0;
+        for (uint64_t c = hot; c < hot + 32; c++) {
+            if (cached.count(c) != 0) {
+                p->touch(c);
+                hits++;
+                continue;
+            }
+            if (p->resident() >= p->capacity() && !p->admit(c, 1)) {
+                continue;
+            }
+            if (p->resident() >= p->capacity()) {
+                cached.erase(*p->evict());
+            }
+            p->insert(c);
+            cached.insert(c);
+        }
+    }
+    EXPECT_EQ(hits, 32U) << "the third round";
 }
 
 TEST(Eviction, LoadEntersMain) {

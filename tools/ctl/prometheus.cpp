@@ -327,6 +327,8 @@ std::string PrometheusRenderer::render(const std::vector<NodeStats> &nodes) {
             "Bytes fetched for scans and not stored.");
     counter(out, nodes, "no_room_bytes_total", "no-room-bytes",
             "Bytes fetched and not stored for lack of room.");
+    counter(out, nodes, "unadmitted_bytes_total", "unadmitted-bytes",
+            "Bytes fetched and not stored: a full cache did not admit them.");
     gauge_of(out, nodes, "inflight_fetches",
              "Fetches not finished now (reading the base or waiting to be "
              "stored).",
