@@ -63,6 +63,16 @@ void CacheBudget::set_pool(PoolBudget *pool, void *opaque,
     if (pool_ != nullptr) {
         pool_->join(this, opaque);
         pool_force(used());
+        pool_reuse_low_ = false;
+        note_reuse();
+    }
+}
+
+void CacheBudget::note_reuse() {
+    const bool low = policy_->reuse_low();
+    if (pool_ != nullptr && low != pool_reuse_low_) {
+        pool_->set_reuse_low(this, low);
+        pool_reuse_low_ = low;
     }
 }
 
@@ -88,6 +98,7 @@ bool CacheBudget::admit(std::uint64_t first, std::uint64_t count) {
      * A batch leaves twice the headroom free, so a cache that evicts sits
      * within that band of its capacity: there, every store costs one.
      */
+    note_reuse();
     const bool room_to_spare =
         (capacity() >= cluster_count_ ||
          used() + count + 2 * headroom() <= capacity()) &&

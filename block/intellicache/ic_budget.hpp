@@ -141,6 +141,8 @@ private:
     std::uint64_t local_excess() const;
     /* Clusters to free for the pool, 0 if none (or no pool). */
     std::uint64_t pool_excess() const;
+    /* Tells the pool whether the policy finds reuse low, if that changed. */
+    void note_reuse();
     /* Room of @count clusters in the pool: taken, forced, given back. */
     bool pool_take(std::uint64_t count);
     void pool_force(std::uint64_t count);
@@ -153,6 +155,7 @@ private:
     std::uint64_t reserved_ = 0;
     std::uint64_t freeing_ = 0;
     bool evicting_ = false;
+    bool pool_reuse_low_ = false;       /* what the pool was told last */
     std::vector<std::uint64_t> chosen_; /* scratch of evict_begin() */
     std::vector<Run> victims_;          /* the batch, in cluster order */
 };

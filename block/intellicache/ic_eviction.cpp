@@ -73,13 +73,12 @@ constexpr std::uint8_t make_state(std::uint8_t where, std::uint8_t freq) {
 
 /*
  * Admission (EvictionPolicy::admit()): the reuse of new clusters is
- * measured over about the last kReuseWindow clusters that left small or
- * came back as ghosts; it is low below one in kReuseShare, judged once
- * kReuseMinSample are counted.  One miss in kAdmitSample is admitted
- * while it is low.  One in sixteen keeps the stores (and punches) of a
- * workload without reuse at a sixteenth, while a real working set (a boot
- * set read twice, a Zipf-like mix, whose reuse share is well above it)
- * never turns admission on.
+ * measured over about the last kReuseWindow clusters that entered; it is
+ * low below one in kReuseShare, judged once kReuseMinSample are counted.  One
+ * miss in kAdmitSample is admitted while it is low.  One in sixteen keeps the
+ * stores (and punches) of a workload without reuse at a sixteenth, while a real
+ * working set (a boot set read twice, a Zipf-like mix, whose reuse share is
+ * well above it) never turns admission on.
  */
 constexpr std::uint32_t kReuseWindow = 4096;
 constexpr std::uint32_t kReuseMinSample = 512;
@@ -201,8 +200,8 @@ void EvictionPolicy::insert(std::uint64_t index) {
              " clusters cached: evict first",
              resident(), capacity_);
     /* resident() < min(capacity, cluster_count): both rings have room. */
+    note_entry(w == kGhost);
     if (w == kGhost) {
-        note_reuse(true);
         main_.push(i);
         set_state(i, make_state(kMain, 0));
     } else {
@@ -234,6 +233,9 @@ void EvictionPolicy::touch(std::uint64_t index) {
     const std::uint8_t s = state(i);
     const std::uint8_t w = where(s);
     if ((w == kSmall || w == kMain) && freq(s) < kMaxFreq) {
+        if (w == kSmall && freq(s) == 0) {
+            reused_++; /* its first read again since it entered */
+        }
         set_state(i, static_cast<std::uint8_t>(s + kFreqOne));
     }
 }
@@ -257,11 +259,9 @@ std::optional<std::uint32_t> EvictionPolicy::evict_small() {
         if (freq(state(i)) > 0) {
             /* Read again while in small: worth keeping.  It starts in
              * main with no credit, as in the authors' implementation. */
-            note_reuse(true);
             main_.push(i);
             set_state(i, make_state(kMain, 0));
         } else {
-            note_reuse(false);
             remember(i);
             return i;
         }
@@ -303,17 +303,18 @@ void EvictionPolicy::forget(std::uint32_t index) {
     }
 }
 
-void EvictionPolicy::note_reuse(bool reused) {
-    (reused ? reused_ : not_reused_)++;
-    if (reused_ + not_reused_ >= kReuseWindow) {
+void EvictionPolicy::note_entry(bool reused) {
+    entered_++;
+    reused_ += reused ? 1 : 0;
+    if (entered_ >= kReuseWindow) {
+        entered_ /= 2;
         reused_ /= 2;
-        not_reused_ /= 2;
     }
 }
 
 bool EvictionPolicy::reuse_low() const {
-    const std::uint32_t seen = reused_ + not_reused_;
-    return seen >= kReuseMinSample && reused_ * kReuseShare < seen;
+    return entered_ >= kReuseMinSample &&
+           std::uint64_t{reused_} * kReuseShare < entered_;
 }
 
 bool EvictionPolicy::admit(std::uint64_t first, std::uint64_t count) {

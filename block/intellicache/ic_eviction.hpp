@@ -93,7 +93,7 @@ public:
     /*
      * Admission, asked when storing the missed clusters [first, first +
      * count) would mean evicting others.  While the clusters that entered
-     * the cache lately were read again often enough (see reuse_low()),
+     * the cache lately were read again often enough (see note_entry()),
      * everything is admitted, as S3-FIFO does.  Otherwise the workload
      * reads most clusters once (uniform random reads over a base far
      * larger than the cache): storing them costs a write and, later, a
@@ -132,10 +132,13 @@ private:
     /* Forgets the ghost of a ghost ring entry, if it is still one. */
     void forget(std::uint32_t index);
     /*
-     * A cluster that entered the cache was read again (moved from small
-     * to main, or came back as a ghost) or was not (left small unread).
+     * The reuse that admission judges by: of the clusters that entered
+     * lately, those read again while in small (their first touch there)
+     * or that entered as ghosts (a second read).  Counted as clusters
+     * enter and are touched, so a cache that is not evicting (a pool
+     * member that others free room for) knows its reuse too.
      */
-    void note_reuse(bool reused);
+    void note_entry(bool reused);
 
     std::uint64_t cluster_count_;
     std::uint64_t capacity_;
@@ -144,9 +147,9 @@ private:
     ClusterRing small_;
     ClusterRing main_;
     ClusterRing ghost_;
-    /* Counts of note_reuse(), both halved every kReuseWindow. */
+    /* Clusters entered, and of them read again: halved every kReuseWindow. */
+    std::uint32_t entered_ = 0;
     std::uint32_t reused_ = 0;
-    std::uint32_t not_reused_ = 0;
     std::uint32_t refused_ = 0; /* misses refused since the last sample */
 };
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <tuple>
 
 namespace intellicache {
 
@@ -45,7 +46,7 @@ void PoolBudget::join(const void *key, void *opaque) {
     const std::scoped_lock guard(lock_);
     IC_CHECK(std::ranges::find(members_, key, &Member::key) == members_.end(),
              "joining a pool twice");
-    members_.push_back(Member{key, opaque, 0, 0});
+    members_.push_back(Member{key, opaque, 0, 0, false});
 }
 
 void PoolBudget::leave(const void *key) {
@@ -90,6 +91,11 @@ std::uint64_t PoolBudget::deficit(const void *key) const {
     return member(key).deficit;
 }
 
+void PoolBudget::set_reuse_low(const void *key, bool low) {
+    const std::scoped_lock guard(lock_);
+    member(key).reuse_low = low;
+}
+
 std::uint64_t PoolBudget::headroom() const {
     return std::clamp<std::uint64_t>(size_ / 32, 1, kMaxHeadroom);
 }
@@ -108,7 +114,11 @@ void *PoolBudget::victim() {
     if (asked != members_.end()) {
         return asked->opaque;
     }
-    const auto most = std::ranges::max_element(members_, {}, &Member::used);
+    /* Holding something first, then seldom reused, then holding most. */
+    const auto most =
+        std::ranges::max_element(members_, {}, [](const Member &m) {
+            return std::tuple{m.used > 0, m.reuse_low, m.used};
+        });
     if (most == members_.end() || most->used == 0) {
         return nullptr;
     }

@@ -21,15 +21,18 @@ namespace intellicache {
  * is counted at once, even beyond the pool's size.
  *
  * Eviction chooses across the members: when less than the headroom
- * (1/32 of the size, at most kMaxHeadroom) is free, victim() asks the
- * member that holds the most bytes to free enough to leave twice the
- * headroom, and all that is held beyond the size (its deficit: members
- * that join or move in with what they hold may exceed it), and says which one,
- * so that the caller wakes it.  Holding the most is the measure because the
- * members' policies are apart: under pressure each member's share tends to an
- * equal part, while a member that holds little keeps it.  (A global order of
- * all members' clusters would be finer; it would need one policy for all of
- * them.)
+ * (1/32 of the size, at most kMaxHeadroom) is free, victim() asks one
+ * member to free enough to leave twice the headroom, and all that is held
+ * beyond the size (its deficit: members that join or move in with what
+ * they hold may exceed it), and says which one, so that the caller wakes
+ * it.  The member asked is one whose policy says that what it stored
+ * lately is seldom read again (set_reuse_low(); it also admits little
+ * then), else the one that holds the most bytes: a member that streams
+ * data nobody reads again must not push out another's working set, and
+ * otherwise, with the members' policies apart, each share tends to an
+ * equal part under pressure while a member that holds little keeps it.
+ * (A global order of all members' clusters would be finer; it would need
+ * one policy for all of them.)
  *
  * Locking: the only state of the core that nodes share, and nodes may run
  * in different threads, so it has its own lock (@lock_), held only inside
@@ -70,10 +73,12 @@ public:
     void give(const void *key, std::uint64_t bytes);
     /* Bytes @key is asked to free. */
     std::uint64_t deficit(const void *key) const;
+    /* Whether what @key stored lately is seldom read again (victim()). */
+    void set_reuse_low(const void *key, bool low);
 
     /*
-     * The opaque of the member that must free room now, asking the one
-     * that holds the most if no member is asked yet; nullptr while enough
+     * The opaque of the member that must free room now, asking one (see
+     * the class comment) if no member is asked yet; nullptr while enough
      * is free (and then no member is asked any more).
      */
     void *victim();
@@ -84,6 +89,7 @@ private:
         void *opaque;
         std::uint64_t used;
         std::uint64_t deficit;
+        bool reuse_low;
     };
 
     Member &member(const void *key);

@@ -542,8 +542,9 @@ void ic_core_apply_settings(IcCore *core, const IcSettings *set);
 /*
  * A host-wide budget shared by the caches of several nodes: together they
  * hold at most @size bytes (the intellicache-pool object).  When less
- * than 1/32 of it (at most 256 MiB) is free, the member that holds the
- * most bytes is asked to free enough to leave twice that.  Thread-safe
+ * than 1/32 of it (at most 256 MiB) is free, one member is asked to free
+ * enough to leave twice that: one whose stores are seldom read again if
+ * any (its reuse-low), else the one that holds the most bytes.  Thread-safe
  * (it has its own lock; lock order: a node's lock, then the pool's).
  */
 typedef struct IcPool IcPool;

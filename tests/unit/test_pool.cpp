@@ -81,6 +81,31 @@ TEST(PoolBudget, BeyondTheSizeTheExcessIsAskedAtOnce) {
     p.leave(&a);
 }
 
+/* A member whose stores are seldom read again is asked before the fullest. */
+TEST(PoolBudget, AMemberThatReusesLittleIsAskedFirst) {
+    PoolBudget p(320 * kCs); /* headroom 10 clusters */
+    int a = 0;
+    int b = 0;
+    int c = 0;
+    p.join(&a, &a);
+    p.join(&b, &b);
+    p.join(&c, &c);
+    ASSERT_TRUE(p.take(&a, 250 * kCs));
+    ASSERT_TRUE(p.take(&b, 65 * kCs));
+    p.set_reuse_low(&b, true);
+    p.set_reuse_low(&c, true); /* holds nothing: nothing to ask */
+    EXPECT_EQ(p.victim(), &b);
+    EXPECT_EQ(p.deficit(&b), 15 * kCs);
+    p.give(&b, 15 * kCs);
+    EXPECT_EQ(p.victim(), nullptr);
+    p.set_reuse_low(&b, false);
+    ASSERT_TRUE(p.take(&b, 15 * kCs));
+    EXPECT_EQ(p.victim(), &a) << "then the fullest";
+    p.leave(&a);
+    p.leave(&b);
+    p.leave(&c);
+}
+
 TEST(PoolBudget, NobodyToAskWhenNothingIsHeld) {
     PoolBudget p(32);
     int a = 0;
@@ -231,6 +256,56 @@ TEST(PoolDeathTest, FreeingAPoolWithMembersAborts) {
     IcCore *a = member(pool, &node);
     EXPECT_DEATH(ic_pool_free(pool), "still has 1 members");
     ic_core_free(a);
+    ic_pool_free(pool);
+}
+
+/*
+ * Two members of one pool: one reads its working set again and again, the
+ * other streams data nobody reads again (random reads over its whole
+ * base).  Once the stream's policy has seen that it reuses little, the
+ * stream is the member asked to free room, and it admits one miss in
+ * sixteen: the working set stays cached.
+ */
+TEST(Pool, AStreamDoesNotPushOutAWorkingSet) {
+    IcPool *pool = ic_pool_new(256 * kCs); /* headroom 8 clusters */
+    int node_a = 0;
+    int node_b = 0;
+    IcCore *a = member(pool, &node_a);
+    IcCore *b = member(pool, &node_b);
+    /* Frees room as the glue does: the member the pool asks, each time. */
+    const auto relieve = [&] {
+        for (void *v; (v = ic_pool_victim(pool)) != nullptr;) {
+            IcCore *asked = v == &node_a ? a : b;
+            if (!ic_core_evict_needed(asked)) {
+                break;
+            }
+            free_batch(asked);
+        }
+    };
+    unsigned hits = 0;
+    uint64_t streamed = 0;
+    for (unsigned round = 0; round < 5; round++) {
+        hits = 0;
+        for (uint64_t c = 0; c < 200; c++) {
+            IcSegment seg;
+            ASSERT_EQ(ic_core_plan(a, c * kCs, kCs, &seg, 1), 1U);
+            if (seg.kind == IC_SEG_HIT) {
+                hits++;
+            } else {
+                unit::store_fetch(a, seg);
+            }
+            relieve();
+            /* A new cluster of b's, in an order no scan filter follows. */
+            store(b, (streamed++ * 389) % kClusters, 1);
+            relieve();
+        }
+    }
+    EXPECT_GE(hits, 196U) << "of the working set's 200 in the last round";
+    EXPECT_TRUE(stats_of(b).reuse_low);
+    EXPECT_FALSE(stats_of(a).reuse_low);
+    EXPECT_LE(ic_pool_used(pool), 256 * kCs);
+    ic_core_free(a);
+    ic_core_free(b);
     ic_pool_free(pool);
 }
 
