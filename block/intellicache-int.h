@@ -207,6 +207,16 @@ struct BDRVIntellicacheState {
      * QEMU_CLOCK_REALTIME.
      */
     QEMUTimer *pool_timer;
+
+    /*
+     * The node's home AioContext, while stores are deferred: starts
+     * ic_defer_entry() once guests may be quiet (intellicache-job.c), on
+     * QEMU_CLOCK_REALTIME.  @defer_scheduled (it is armed) and
+     * @defer_running (the coroutine runs) are under @lock.
+     */
+    QEMUTimer *defer_timer;
+    bool defer_scheduled;
+    bool defer_running;
 };
 
 /* intellicache.c */
@@ -248,6 +258,10 @@ int coroutine_fn ic_co_base_op_wait(BDRVIntellicacheState *s, IcBaseOp *op,
 /* intellicache-job.c */
 int coroutine_fn GRAPH_RDLOCK
 ic_co_prefetch_read(BlockDriverState *bs, int64_t offset, int64_t bytes);
+void ic_defer_timer_new(BlockDriverState *bs, AioContext *ctx);
+void ic_defer_timer_free(BlockDriverState *bs);
+void ic_defer_schedule(BlockDriverState *bs);
+void ic_defer_disarm(BlockDriverState *bs);
 void ic_prefetch_cmd(const char *job_id, BlockDriverState *bs,
                      const char *profile, bool has_speed, int64_t speed,
                      bool has_max_inflight, uint32_t max_inflight,

@@ -198,6 +198,154 @@ ic_co_prefetch_read(BlockDriverState *bs, int64_t offset, int64_t bytes)
     return p.ret;
 }
 
+/* ---- Deferred stores ---- */
+
+/*
+ * Fetch again and store what guests' misses left unstored (ic_core_defer_
+ * take()), as prefetches: in the slots guests leave free, up to
+ * max-inflight at a time.  Until the queue is empty, a guest misses (the
+ * core then gives no more; the timer looks again later), the base is not
+ * up, or the node is drained.
+ */
+static void coroutine_fn GRAPH_RDLOCK ic_co_defer_fill(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    IcPrefetcher p = {
+        .bs = bs,
+        .fetches = G_QUEUE_INIT,
+        .max_inflight = s->settings.max_inflight,
+    };
+    IcRange r = { 0, 0 };
+    uint64_t filled = 0;
+
+    while (p.ret == 0 && qatomic_read(&bs->quiesce_counter) == 0) {
+        uint64_t fetched;
+        int64_t n;
+
+        if (!r.bytes) {
+            int64_t now_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            bool next;
+
+            WITH_QEMU_LOCK_GUARD(&s->lock) {
+                next = ic_health_state(s->health) == IC_BASE_UP &&
+                       ic_core_defer_take(s->core, now_ms, &r);
+            }
+            if (!next) {
+                break;
+            }
+        }
+        n = ic_prefetch_step(&p, r.offset, r.bytes, &fetched);
+        if (n < 0) {
+            /* Not up or not caching: the rest of @r is not cached. */
+            break;
+        }
+        if (n == 0) {
+            ic_prefetch_backoff(&p, NULL);
+            continue;
+        }
+        filled += fetched;
+        r.offset += n;
+        r.bytes -= n;
+    }
+    ic_prefetch_wait_all(&p);
+    trace_intellicache_defer_fill(bs, filled, p.ret);
+}
+
+static void coroutine_fn ic_defer_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVIntellicacheState *s = bs->opaque;
+
+    bdrv_graph_co_rdlock();
+    ic_co_defer_fill(bs);
+    bdrv_graph_co_rdunlock();
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->defer_running = false;
+    }
+    /* Guests missed meanwhile: look again later. */
+    ic_defer_schedule(bs);
+    bdrv_dec_in_flight(bs);
+}
+
+static void ic_defer_timer_cb(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVIntellicacheState *s = bs->opaque;
+    bool start = false;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->defer_scheduled = false;
+        if (qatomic_read(&bs->quiesce_counter) == 0 && !s->defer_running &&
+            !s->reloading && ic_core_defer_pending(s->core)) {
+            s->defer_running = true;
+            start = true;
+        }
+    }
+    if (start) {
+        bdrv_inc_in_flight(bs);
+        aio_co_enter(bdrv_get_aio_context(bs),
+                     qemu_coroutine_create(ic_defer_entry, bs));
+    }
+}
+
+void ic_defer_timer_new(BlockDriverState *bs, AioContext *ctx)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    s->defer_timer = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                   ic_defer_timer_cb, bs);
+}
+
+void ic_defer_timer_free(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->defer_timer) {
+        timer_free(s->defer_timer);
+        s->defer_timer = NULL;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->defer_scheduled = false;
+    }
+}
+
+/*
+ * Stores were deferred, or may still be: look again once guests may be
+ * quiet.  Not while the node is drained: drain end calls this again.
+ */
+void ic_defer_schedule(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+    bool arm = false;
+
+    if (qatomic_read(&bs->quiesce_counter) > 0) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->defer_timer && s->core && !s->defer_scheduled &&
+            !s->defer_running && ic_core_defer_pending(s->core)) {
+            s->defer_scheduled = true;
+            arm = true;
+        }
+    }
+    if (arm) {
+        timer_mod(s->defer_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  IC_GUEST_QUIET_MS);
+    }
+}
+
+void ic_defer_disarm(BlockDriverState *bs)
+{
+    BDRVIntellicacheState *s = bs->opaque;
+
+    if (s->defer_timer) {
+        timer_del(s->defer_timer);
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        s->defer_scheduled = false;
+    }
+}
+
 /* ---- The prefetch job ---- */
 
 typedef struct IcPrefetchJob {

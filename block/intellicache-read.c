@@ -184,6 +184,9 @@ static void coroutine_fn GRAPH_RDLOCK ic_co_fetch(BlockDriverState *bs,
     }
     if (store) {
         ic_store_fetched(bs, f);
+    } else if (ret == 0) {
+        /* Maybe deferred: store it once guests are quiet. */
+        ic_defer_schedule(bs);
     }
 }
 

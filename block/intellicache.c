@@ -353,6 +353,7 @@ ic_open(BlockDriverState *bs, QDict *options, int flags, Error **errp)
     ic_sync_timer_new(bs, bdrv_get_aio_context(bs));
     ic_health_timer_new(bs, bdrv_get_aio_context(bs));
     ic_pool_timer_new(bs, bdrv_get_aio_context(bs));
+    ic_defer_timer_new(bs, bdrv_get_aio_context(bs));
     /* A cache larger than its (new) bound is brought within it now. */
     bdrv_graph_rdlock_main_loop();
     ic_evict_all(bs);
@@ -389,6 +390,7 @@ static void GRAPH_RDLOCK ic_close(BlockDriverState *bs)
     ic_profile_close(bs);
     ic_sync_timer_free(bs);
     ic_health_timer_free(bs);
+    ic_defer_timer_free(bs);
     if (!(bs->open_flags & BDRV_O_INACTIVE)) {
         ic_sync_all(bs);
     }
@@ -563,6 +565,7 @@ static void ic_drain_begin(BlockDriverState *bs)
     }
     ic_health_disarm(bs);
     ic_pool_timer_disarm(bs);
+    ic_defer_disarm(bs);
 }
 
 static void ic_drain_end(BlockDriverState *bs)
@@ -572,6 +575,7 @@ static void ic_drain_end(BlockDriverState *bs)
     ic_sync_schedule(bs);
     ic_evict_kick(bs);
     ic_pool_timer_arm(bs);
+    ic_defer_schedule(bs);
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         ic_health_arm_locked(bs);
     }
@@ -582,6 +586,7 @@ static void ic_detach_aio_context(BlockDriverState *bs)
     ic_sync_timer_free(bs);
     ic_health_timer_free(bs);
     ic_pool_timer_free(bs);
+    ic_defer_timer_free(bs);
 }
 
 static void ic_attach_aio_context(BlockDriverState *bs,
@@ -591,6 +596,8 @@ static void ic_attach_aio_context(BlockDriverState *bs,
     ic_sync_schedule(bs);
     ic_health_timer_new(bs, new_context);
     ic_pool_timer_new(bs, new_context);
+    ic_defer_timer_new(bs, new_context);
+    ic_defer_schedule(bs);
 }
 
 /* What a reopen changes, from prepare to commit. */

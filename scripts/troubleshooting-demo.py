@@ -274,7 +274,8 @@ def timed(what, fn, *args):
 def settle(d, node="ic0", timeout=20):
     """Wait until nothing is in flight or waiting to be stored."""
     h.wait_until(lambda: (lambda s: s["inflight-fetches"] == 0
-                          and s["store-backlog-bytes"] == 0)(d.stats(node)),
+                          and s["store-backlog-bytes"] == 0
+                          and s["deferred-bytes"] == 0)(d.stats(node)),
                  timeout, "fetches and stores to end", interval=0.1)
 
 

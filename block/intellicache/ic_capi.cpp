@@ -448,6 +448,20 @@ bool ic_core_store_admit(IcCore *core, IcFetchId id) {
     return no_throw([&] { return core->core->store_admit(id); });
 }
 
+bool ic_core_defer_take(IcCore *core, uint64_t now_ms, IcRange *range) {
+    return no_throw([&] {
+        const std::optional<IcRange> r = core->core->defer_take(now_ms);
+        if (r) {
+            *range = *r;
+        }
+        return r.has_value();
+    });
+}
+
+bool ic_core_defer_pending(const IcCore *core) {
+    return no_throw([&] { return core->core->defer_pending(); });
+}
+
 bool ic_core_store_writer_start(IcCore *core) {
     return no_throw([&] { return core->core->store_writer_start(); });
 }

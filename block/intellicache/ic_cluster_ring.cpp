@@ -51,6 +51,11 @@ std::uint32_t ClusterRing::pop() {
     return index;
 }
 
+std::uint32_t ClusterRing::front() const {
+    IC_CHECK(size_ != 0, "front of an empty ring");
+    return buf_[head_];
+}
+
 void ClusterRing::resize(std::uint64_t slots) {
     IC_CHECK(slots >= size_,
              "ring of %" PRIu64 " indices resized to %" PRIu64 " slots", size_,

@@ -36,6 +36,8 @@ public:
     void push(std::uint32_t index);
     /* Removes and returns the oldest index; the ring must not be empty. */
     std::uint32_t pop();
+    /* The oldest index, left in place; the ring must not be empty. */
+    std::uint32_t front() const;
 
     /*
      * Room for @slots indices, which must be at least size(): the indices

@@ -144,6 +144,9 @@ std::size_t Core::plan(std::uint64_t offset, std::uint64_t bytes,
     stats_.miss_bytes += counters.miss_bytes;
     stats_.wait_bytes += counters.wait_bytes;
     stats_.fetches += counters.fetches;
+    if (!budget_ && state_.caching() && n > 0) {
+        note_reuse(segs.first(n));
+    }
     for (const IcSegment &seg : segs.first(n)) {
         if (seg.kind == IC_SEG_HIT) {
             note_hit(seg);
@@ -404,9 +407,54 @@ void Core::unreserve(Fetch &f) {
  * are durable: data written before the punch would be lost under a
  * present bit) and there is room for it.  Zero fills take no room.
  */
-bool Core::budget_admits(Fetch &f) {
-    if (!budget_ || f.zeros) {
+void Core::note_reuse(std::span<const IcSegment> segs) {
+    const std::uint64_t first = geometry_.cluster_of(segs.front().offset);
+    const IcSegment &last = segs.back();
+    const std::uint64_t end =
+        geometry_.cluster_of(last.offset + last.bytes - 1) + 1;
+    for (std::uint64_t c = first; c < end; c++) {
+        reuse_.read(c);
+    }
+}
+
+bool Core::stores_now(const Fetch &f) {
+    if (f.unasked) {
         return true;
+    }
+    for (std::uint64_t c = f.first; c < f.first + f.count; c++) {
+        reuse_.entered(c);
+    }
+    if (!reuse_.low() || !slots_.saturated() || !deferred_.room(f.count)) {
+        return true;
+    }
+    try {
+        deferred_.push(f.first, f.count);
+    } catch (const std::bad_alloc &) {
+        return true; /* no queue: store it now, as before */
+    }
+    stats_.deferred_total_bytes += fetch_bytes(f);
+    return false;
+}
+
+std::optional<IcRange> Core::defer_take(std::uint64_t now_ms) {
+    if (!state_.caching() || slots_.guests_active(now_ms)) {
+        return std::nullopt;
+    }
+    const auto run = deferred_.take(max_fetch_clusters_);
+    if (!run) {
+        return std::nullopt;
+    }
+    const std::uint64_t start = geometry_.cluster_start(run->first);
+    return IcRange{start,
+                   geometry_.clusters_end(run->first + run->count) - start};
+}
+
+bool Core::budget_admits(Fetch &f) {
+    if (f.zeros) {
+        return true;
+    }
+    if (!budget_) {
+        return stores_now(f);
     }
     const std::uint64_t bytes = fetch_bytes(f);
     if (f.scan) {
@@ -551,10 +599,13 @@ IcStats Core::stats() const {
         st.cached_clusters > unsettled ? st.cached_clusters - unsettled : 0;
     st.inflight_fetches = inflight_.size();
     st.store_backlog = store_.backlog();
+    st.deferred_bytes = deferred_.size() * geometry_.cluster_size();
     if (budget_) {
         st.capacity_clusters = budget_->capacity();
         st.used_clusters = budget_->used();
         st.reuse_low = budget_->reuse_low();
+    } else {
+        st.reuse_low = reuse_.low();
     }
     return st;
 }
@@ -582,6 +633,11 @@ bool Core::set_bound(const IcSettings &set, PoolBudget *pool, void *opaque,
         scan_.set_threshold(0);
         return true;
     }
+    /*
+     * A bounded cache does not defer: refusing a miss is its admission's
+     * job, and storing deferred misses later could evict what guests use.
+     */
+    deferred_.clear();
     if (budget_) {
         try {
             budget_->set_capacity(capacity);

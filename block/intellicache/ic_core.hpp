@@ -13,10 +13,12 @@
 #include "ic_budget.hpp"
 #include "ic_buffer_pool.hpp"
 #include "ic_cache_state.hpp"
+#include "ic_deferred.hpp"
 #include "ic_durability.hpp"
 #include "ic_fetch_slots.hpp"
 #include "ic_geometry.hpp"
 #include "ic_inflight.hpp"
+#include "ic_reuse_meter.hpp"
 #include "ic_scan_filter.hpp"
 #include "ic_sequential.hpp"
 #include "ic_store_queue.hpp"
@@ -128,6 +130,9 @@ public:
     bool prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes);
 
     bool store_admit(IcFetchId id);
+    /* ic_core_defer_take(). */
+    std::optional<IcRange> defer_take(std::uint64_t now_ms);
+    bool defer_pending() const { return deferred_.size() != 0; }
     bool store_writer_start() { return store_.writer_start(); }
     bool store_next(IcStoreJob &job);
 
@@ -178,6 +183,15 @@ private:
     void skip(const Fetch &f);
     /* Whether a bounded cache stores @f: counts it if not. */
     bool budget_admits(Fetch &f);
+    /*
+     * Whether an unbounded cache stores @f now.  A guest's miss is
+     * deferred instead while few clusters are read again and misses keep
+     * the node busy (see DeferredStores); read-ahead and prefetches are
+     * always stored.
+     */
+    bool stores_now(const Fetch &f);
+    /* Notes guest reads of the clusters of @segs for the reuse meter. */
+    void note_reuse(std::span<const IcSegment> segs);
     /* Gives back the room @f holds in the budget, if any. */
     void unreserve(Fetch &f);
     /*
@@ -218,6 +232,9 @@ private:
     std::unique_ptr<CacheBudget> budget_;
     PoolBudget *host_pool_ = nullptr; /* the pool the budget is in, if any */
     ScanFilter scan_;
+    /* An unbounded cache's reuse and the stores it deferred. */
+    ReuseMeter reuse_;
+    DeferredStores deferred_;
     std::uint64_t last_touched_ = UINT64_MAX; /* see note_hit() */
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };

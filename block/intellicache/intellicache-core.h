@@ -699,6 +699,26 @@ bool ic_core_prefetch_slot_take(IcCore *core, uint64_t now_ms,
 bool ic_core_store_admit(IcCore *core, IcFetchId id);
 
 /*
+ * Deferred stores.  Storing a miss as it is fetched costs the node about
+ * as much CPU as serving it.  While guests' misses keep at least half of
+ * the fetch slots busy, that time is taken from them; and while few of
+ * the clusters that misses bring into an unbounded cache are read again
+ * (a random read over a base far larger than what is read twice), it
+ * buys nothing soon.  When both hold, ic_core_store_admit() refuses a
+ * guest's miss and queues its clusters instead (a bounded number; when
+ * the queue is full, misses are stored at once again).  Read-ahead and
+ * prefetches are always stored.
+ *
+ * Returns in @range the next run of deferred clusters to fetch and store
+ * (with the prefetch path), removed from the queue, while the cache is
+ * CACHING and no guest missed within IC_GUEST_QUIET_MS of @now_ms; false
+ * if there is none or it is not time.
+ */
+bool ic_core_defer_take(IcCore *core, uint64_t now_ms, IcRange *range);
+/* Whether deferred clusters are queued. */
+bool ic_core_defer_pending(const IcCore *core);
+
+/*
  * Whether to start one more store writer: true (and the writer is counted
  * as running) while fewer than IC_STORE_WRITERS run and fetches are
  * queued.  The glue calls it in a loop after admitting fetches.
@@ -956,7 +976,18 @@ typedef struct IcStats {
     uint64_t scan_bytes;        /* fetched bytes not stored: a scan read them */
     uint64_t no_room_bytes;     /* fetched bytes not stored: no room left */
     uint64_t unadmitted_bytes;  /* fetched bytes not stored: not admitted */
-    bool reuse_low;             /* admission refuses misses read once */
+    /*
+     * Unbounded: bytes of guests' misses not stored when fetched, queued
+     * to be fetched again and stored once guests are quiet (now, and in
+     * all), see ic_core_defer_take().
+     */
+    uint64_t deferred_bytes;
+    uint64_t deferred_total_bytes;
+    /*
+     * Few clusters that entered lately were read again: a bounded cache's
+     * admission refuses misses read once, an unbounded one defers them.
+     */
+    bool reuse_low;
 } IcStats;
 
 void ic_core_get_stats(const IcCore *core, IcStats *st);

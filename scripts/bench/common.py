@@ -118,14 +118,16 @@ def remove_images(d):
 
 def wait_stores_done(qsd, node, durable=False, timeout=120):
     """Wait until @node's stored bytes stop changing between two polls
-    0.5 s apart (the stores behind the replies are done) and, with
-    @durable, every cached cluster is recorded.  Returns the last stats."""
+    0.5 s apart (the stores behind the replies are done), nothing deferred
+    waits to be stored and, with @durable, every cached cluster is
+    recorded.  Returns the last stats."""
     last = {"st": None}
 
     def settled():
         st = qsd.stats(node)
         prev, last["st"] = last["st"], st
         return (prev is not None and st["stored-bytes"] == prev["stored-bytes"]
+                and st["deferred-bytes"] == 0
                 and (not durable or st["durable-clusters"] == st["cached-clusters"]))
     h.wait_until(settled, timeout, "stores to finish", interval=0.5)
     return last["st"]

@@ -447,11 +447,13 @@ class IntellicacheTest(GuestReads, unittest.TestCase):
 
     @classmethod
     def settle(cls):
-        """Wait until nothing fetched waits to be stored (bounded)."""
+        """Wait until nothing fetched or deferred waits to be stored
+        (bounded)."""
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while True:
             s = cls.node_stats()
-            if s.get("inflight-fetches", 0) == 0 and s.get("store-backlog-bytes", 0) == 0:
+            if (s.get("inflight-fetches", 0) == 0 and s.get("store-backlog-bytes", 0) == 0
+                    and s.get("deferred-bytes", 0) == 0):
                 return
             if time.monotonic() > deadline:
                 raise GuestError(f"stores still pending after {SETTLE_TIMEOUT} s: {s}")

@@ -27,6 +27,8 @@ TEST(ClusterRing, FifoOrderAcrossTheWrap) {
     EXPECT_EQ(r.pop(), 10U);
     r.push(13); /* wraps to slot 0 */
     EXPECT_EQ(r.size(), 3U);
+    EXPECT_EQ(r.front(), 11U);
+    EXPECT_EQ(r.size(), 3U) << "front() leaves it";
     EXPECT_EQ(r.pop(), 11U);
     EXPECT_EQ(r.pop(), 12U);
     EXPECT_EQ(r.pop(), 13U);

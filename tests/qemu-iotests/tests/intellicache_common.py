@@ -101,11 +101,13 @@ class Daemon:
     """qemu-storage-daemon with base -> intellicache -> NBD export 'ic0'.
 
     @cache_blockdev: the cache node's --blockdev options (default: a file
-    node on @cache), e.g. blkdebug over that file.  @log: a file for the
-    daemon's stderr (default: the test's output)."""
+    node on @cache), e.g. blkdebug over that file.  @base_args: the
+    arguments that make node base0 (default: a read-only file node on
+    @base).  @log: a file for the daemon's stderr (default: the test's
+    output)."""
 
     def __init__(self, base, cache, instance='a', iothread=False,
-                 cache_blockdev=None, log=None, **opts):
+                 cache_blockdev=None, base_args=None, log=None, **opts):
         ic = ','.join([f'driver=intellicache,node-name=ic0,file=base0,'
                        f'cache-file=cache0'] +
                       [f'{k.replace("_", "-")}={v}' for k, v in opts.items()])
@@ -114,8 +116,9 @@ class Daemon:
         if iothread:
             export += ',iothread=io0'
         args = [*extra,
-                '--blockdev',
-                f'driver=file,node-name=base0,filename={base},read-only=on',
+                *(base_args or [
+                    '--blockdev',
+                    f'driver=file,node-name=base0,filename={base},read-only=on']),
                 '--blockdev',
                 cache_blockdev or f'driver=file,node-name=cache0,filename={cache}',
                 '--blockdev', ic,
