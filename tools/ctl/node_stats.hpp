@@ -54,7 +54,7 @@ inline constexpr std::array<std::string_view, 4> kHistogramKinds = {
 
 /* The uint64 counters of BlockStatsSpecificIntellicache every node has
  * (optional members are held separately). */
-inline constexpr std::array<std::string_view, 25> kCounterNames = {
+inline constexpr std::array<std::string_view, 27> kCounterNames = {
     "cached-clusters",  "durable-clusters",    "hit-bytes",
     "miss-bytes",       "wait-bytes",          "fetches",
     "fetched-bytes",    "fetch-errors",        "stored-bytes",
@@ -63,7 +63,7 @@ inline constexpr std::array<std::string_view, 25> kCounterNames = {
     "miss-timeouts",    "fast-failures",       "probes",
     "late-fetches",     "prefetch-bytes",      "zeroed-bytes",
     "evicted-bytes",    "scan-bytes",          "no-room-bytes",
-    "unadmitted-bytes"};
+    "unadmitted-bytes", "deferred-bytes",      "deferred-total-bytes"};
 
 /* One intellicache node at one moment. */
 struct NodeStats {

@@ -340,6 +340,15 @@ std::string PrometheusRenderer::render(const std::vector<NodeStats> &nodes) {
              [](const NodeStats &n) -> std::optional<double> {
                  return static_cast<double>(n.counter("store-backlog-bytes"));
              });
+    counter(out, nodes, "deferred_bytes_total", "deferred-total-bytes",
+            "Bytes of guests' misses whose store was deferred until guests "
+            "were quiet.");
+    gauge_of(out, nodes, "deferred_bytes",
+             "Bytes of guests' misses waiting to be fetched again and "
+             "stored once guests are quiet.",
+             [](const NodeStats &n) -> std::optional<double> {
+                 return static_cast<double>(n.counter("deferred-bytes"));
+             });
 
     histogram(out, nodes, "hit", "user reads served from the cache");
     histogram(out, nodes, "miss", "user reads that needed the base");

@@ -41,7 +41,8 @@ inline std::string driver_specific(const std::string &extra = "") {
       "miss-timeouts": 0, "fast-failures": 0, "probes": 0,
       "late-fetches": 0, "prefetch-bytes": 0, "zeroed-bytes": 0,
       "evicted-bytes": 0, "scan-bytes": 0, "no-room-bytes": 0,
-      "unadmitted-bytes": 0)" +
+      "unadmitted-bytes": 0, "deferred-bytes": 16384,
+      "deferred-total-bytes": 65536)" +
            extra + "}";
 }
 

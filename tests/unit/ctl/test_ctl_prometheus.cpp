@@ -125,6 +125,10 @@ TEST(CtlPrometheus, CountersGaugesAndStates) {
         has_line(text, R"(intellicache_state{node="ic0",state="stopped"} 0)"));
     EXPECT_TRUE(
         has_line(text, R"(intellicache_cached_clusters{node="ic0"} 512)"));
+    EXPECT_TRUE(
+        has_line(text, R"(intellicache_deferred_bytes{node="ic0"} 16384)"));
+    EXPECT_TRUE(has_line(
+        text, R"(intellicache_deferred_bytes_total{node="ic0"} 65536)"));
     /* Unbounded: no cache_size family at all. */
     EXPECT_EQ(render().find("intellicache_cache_size_bytes"),
               std::string::npos);
