@@ -253,7 +253,9 @@ class NbdkitE2E(h.NbdkitFileTestCase):
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 errors = [e for e in pool.map(client, [d.socket] * 4, range(4)) if e]
             self.assertEqual(errors, [], f"{phase}: {errors}")
-            st = d.stats()
+            # Stores deferred while the clients kept the node busy are
+            # done once they are quiet.
+            st = self.wait_settled(d)
             self.assert_no_errors(st)
             if phase == "warm":
                 # Same seeds, same ranges: all of it was cached when cold.

@@ -49,6 +49,16 @@ class DaemonTestCase(unittest.TestCase):
         self.assertEqual(status, 0, f"{daemon.name} exit status; log:\n"
                                     f"{log_tail(daemon.log_path)}")
 
+    def wait_settled(self, daemon, timeout=30):
+        """Wait until nothing is fetched, waits to be stored, or is
+        deferred until guests are quiet (docs/design.rst, Deferred
+        stores): what was read is then cached."""
+        def done():
+            st = daemon.stats()
+            return st if (st["inflight-fetches"] == 0 and st["store-backlog-bytes"] == 0
+                          and st["deferred-bytes"] == 0) else None
+        return wait_until(done, timeout, "fetches and stores to settle", interval=0.1)
+
     def wait_all_cached(self, daemon, timeout=30):
         """Wait until every cluster is cached (stores finish behind reads)."""
         def done():
