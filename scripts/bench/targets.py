@@ -45,6 +45,15 @@ def evaluate_targets(res):
                 note=(f"out of reach on this base: the base read directly is {bound:.2f}x "
                       "copy-on-read, and each cold read is one base read"
                       if bound and bound < 2.0 else ""))
+    # Fast bases: a miss costs the node about what storing it does, so
+    # the cache must not slow cold reads down (docs/design.rst, Deferred
+    # stores).
+    for base in ("nfs", "nbd-rate"):
+        ic, direct = (iops(cold, base, "rand4k-qd16", c) for c in ("ic", "direct"))
+        if ic and direct:
+            add(f"cold 4 KiB random QD16, {base}: intellicache / base direct", ic / direct,
+                ">=", 0.9, f"{ic:.0f} vs {direct:.0f} IOPS",
+                note="" if cold_ok(base, "rand4k-qd16", "ic") else "run not cold")
     for base in cold:
         for wl in ("seq1m-qd4", "seq1m-qd1"):
             ic, direct = iops(cold, base, wl, "ic"), iops(cold, base, wl, "direct")
