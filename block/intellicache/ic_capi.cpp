@@ -458,6 +458,10 @@ bool ic_core_defer_take(IcCore *core, uint64_t now_ms, IcRange *range) {
     });
 }
 
+void ic_core_note_thread_busy(IcCore *core, uint32_t permille) {
+    core->core->note_thread_busy(permille);
+}
+
 bool ic_core_defer_pending(const IcCore *core) {
     return no_throw([&] { return core->core->defer_pending(); });
 }

@@ -216,6 +216,7 @@ void Core::note_hit(const IcSegment &seg) {
 void Core::note_wait(const IcSegment &seg) {
     Fetch &f = known_fetch(seg.fetch, "ic_core_plan");
     if (!f.unasked) {
+        f.joined = true;
         return;
     }
     const std::uint64_t end = seg.offset + seg.bytes;
@@ -401,12 +402,6 @@ void Core::unreserve(Fetch &f) {
     }
 }
 
-/*
- * A bounded cache stores a fetch only if it is not a scan, none of its
- * clusters is being freed (their holes are punched after their records
- * are durable: data written before the punch would be lost under a
- * present bit) and there is room for it.  Zero fills take no room.
- */
 void Core::note_reuse(std::span<const IcSegment> segs) {
     const std::uint64_t first = geometry_.cluster_of(segs.front().offset);
     const IcSegment &last = segs.back();
@@ -424,7 +419,19 @@ bool Core::stores_now(const Fetch &f) {
     for (std::uint64_t c = f.first; c < f.first + f.count; c++) {
         reuse_.entered(c);
     }
-    if (!reuse_.low() || !slots_.saturated() || !deferred_.room(f.count)) {
+    /*
+     * Guests that read the same clusters at once (VMs booting from the
+     * same image) join one fetch: their reads came before the clusters
+     * entered, so they are counted now, and the fetch is stored whatever
+     * the measure says, as the reuse is certain.
+     */
+    if (f.joined) {
+        for (std::uint64_t c = f.first; c < f.first + f.count; c++) {
+            reuse_.read(c);
+        }
+        return true;
+    }
+    if (!reuse_.low() || !busy_.busy() || !deferred_.room(f.count)) {
         return true;
     }
     try {
@@ -449,6 +456,12 @@ std::optional<IcRange> Core::defer_take(std::uint64_t now_ms) {
                    geometry_.clusters_end(run->first + run->count) - start};
 }
 
+/*
+ * A bounded cache stores a fetch only if it is not a scan, none of its
+ * clusters is being freed (their holes are punched after their records
+ * are durable: data written before the punch would be lost under a
+ * present bit) and there is room for it.  Zero fills take no room.
+ */
 bool Core::budget_admits(Fetch &f) {
     if (f.zeros) {
         return true;

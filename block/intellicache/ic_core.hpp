@@ -130,6 +130,7 @@ public:
     bool prefetch_slot_take(std::uint64_t now_ms, std::uint64_t &max_bytes);
 
     bool store_admit(IcFetchId id);
+    void note_thread_busy(std::uint32_t permille) { busy_.note(permille); }
     /* ic_core_defer_take(). */
     std::optional<IcRange> defer_take(std::uint64_t now_ms);
     bool defer_pending() const { return deferred_.size() != 0; }
@@ -185,8 +186,8 @@ private:
     bool budget_admits(Fetch &f);
     /*
      * Whether an unbounded cache stores @f now.  A guest's miss is
-     * deferred instead while few clusters are read again and misses keep
-     * the node busy (see DeferredStores); read-ahead and prefetches are
+     * deferred instead while few clusters are read again and the node's
+     * thread is busy (see DeferredStores); read-ahead and prefetches are
      * always stored.
      */
     bool stores_now(const Fetch &f);
@@ -235,6 +236,7 @@ private:
     /* An unbounded cache's reuse and the stores it deferred. */
     ReuseMeter reuse_;
     DeferredStores deferred_;
+    BusyGate busy_;
     std::uint64_t last_touched_ = UINT64_MAX; /* see note_hit() */
     IcStats stats_{}; /* only the event counters; the rest is derived */
 };

@@ -64,6 +64,35 @@ private:
     ClusterRing ring_;
 };
 
+/*
+ * Whether the thread that serves the node is busy enough that storing a
+ * miss takes its time from guests.  The glue measures the share of the
+ * thread's time spent on a CPU over short windows and reports it here.
+ *
+ * Storing a miss about doubles what serving it costs the thread, so once
+ * misses are deferred the measure falls by about half, and it would rise
+ * again as soon as they were stored: the state changes at two levels, a
+ * factor of two apart, so that it does not flip at every window.
+ */
+class BusyGate {
+public:
+    static constexpr std::uint32_t kOnPermille = 600;
+    static constexpr std::uint32_t kOffPermille = 300;
+
+    /* The thread was on a CPU @permille thousandths of the last window. */
+    void note(std::uint32_t permille) {
+        if (permille >= kOnPermille) {
+            busy_ = true;
+        } else if (permille < kOffPermille) {
+            busy_ = false;
+        }
+    }
+    bool busy() const { return busy_; }
+
+private:
+    bool busy_ = false;
+};
+
 } // namespace intellicache
 
 #endif

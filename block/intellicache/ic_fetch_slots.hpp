@@ -73,13 +73,6 @@ public:
 
     std::uint32_t busy() const { return busy_; }
     std::uint32_t waiting() const { return waiting_; }
-    /*
-     * Whether reads keep at least half of the slots (two at least) busy
-     * or waiting: the node is serving misses as fast as it can.
-     */
-    bool saturated() const {
-        return busy_ + waiting_ >= std::max<std::uint32_t>(2, limit_ / 2);
-    }
     /* Slots prefetch may hold at most under the current limit. */
     std::uint32_t prefetch_limit() const;
 

@@ -39,6 +39,7 @@ struct Fetch {
     bool unasked;  /* read-ahead or prefetch: no reader asked for it yet */
     bool prefetch; /* the prefetch job's, or a prefetch read's: stored
                     * whatever admission says (a user asked for it) */
+    bool joined;   /* another guest read waits on it: read twice already */
     /*
      * Of an unasked fetch: the clusters before this one were read through
      * to their end by readers that joined it (Core::plan()), so they are

@@ -36,9 +36,10 @@ void ReuseMeter::read(std::uint64_t index) {
     if (!sampled(index)) {
         return;
     }
-    const auto it = std::find(tracked_.begin(), tracked_.end(),
-                              static_cast<std::uint32_t>(index));
-    if (it != tracked_.end()) {
+    std::uint32_t *const end = tracked_.data() + tracked_.size();
+    std::uint32_t *const it =
+        std::find(tracked_.data(), end, static_cast<std::uint32_t>(index));
+    if (it != end) {
         /* Counted once: a cluster read ten times is one reuse. */
         *it = kNone;
         reused_++;

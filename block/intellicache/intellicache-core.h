@@ -700,14 +700,15 @@ bool ic_core_store_admit(IcCore *core, IcFetchId id);
 
 /*
  * Deferred stores.  Storing a miss as it is fetched costs the node about
- * as much CPU as serving it.  While guests' misses keep at least half of
- * the fetch slots busy, that time is taken from them; and while few of
- * the clusters that misses bring into an unbounded cache are read again
- * (a random read over a base far larger than what is read twice), it
- * buys nothing soon.  When both hold, ic_core_store_admit() refuses a
- * guest's miss and queues its clusters instead (a bounded number; when
- * the queue is full, misses are stored at once again).  Read-ahead and
- * prefetches are always stored.
+ * as much CPU as serving it.  While the thread that serves the node is
+ * busy (ic_core_note_thread_busy()), that time is taken from guests; and
+ * while few of the clusters that misses bring into an unbounded cache are
+ * read again (a random read over a base far larger than what is read
+ * twice), it buys nothing soon.  When both hold, ic_core_store_admit()
+ * refuses a guest's miss and queues its clusters instead (a bounded
+ * number; when the queue is full, misses are stored at once again).
+ * Read-ahead, prefetches and fetches that two guests' reads wait on are
+ * always stored.
  *
  * Returns in @range the next run of deferred clusters to fetch and store
  * (with the prefetch path), removed from the queue, while the cache is
@@ -715,6 +716,13 @@ bool ic_core_store_admit(IcCore *core, IcFetchId id);
  * if there is none or it is not time.
  */
 bool ic_core_defer_take(IcCore *core, uint64_t now_ms, IcRange *range);
+/*
+ * The thread that serves the node was on a CPU @permille thousandths of
+ * the time over its last measured window (about 100 ms), for the next
+ * ic_core_store_admit() calls: from 600 on the thread counts as busy,
+ * until it falls below 300.
+ */
+void ic_core_note_thread_busy(IcCore *core, uint32_t permille);
 /* Whether deferred clusters are queued. */
 bool ic_core_defer_pending(const IcCore *core);
 

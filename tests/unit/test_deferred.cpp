@@ -18,6 +18,7 @@
 
 namespace {
 
+using intellicache::BusyGate;
 using intellicache::DeferredStores;
 using intellicache::ReuseMeter;
 
@@ -144,6 +145,25 @@ TEST(DeferredStores, RoomIsBounded) {
     EXPECT_TRUE(d.room(DeferredStores::kSlots));
 }
 
+/*
+ * Busy from 600 thousandths on, until below 300: deferring halves what a
+ * miss costs the thread, and must not end at the next window for that.
+ */
+TEST(BusyGate, ChangesAtTwoLevels) {
+    BusyGate g;
+    EXPECT_FALSE(g.busy());
+    g.note(599);
+    EXPECT_FALSE(g.busy());
+    g.note(600);
+    EXPECT_TRUE(g.busy());
+    g.note(300);
+    EXPECT_TRUE(g.busy()) << "within the band: unchanged";
+    g.note(299);
+    EXPECT_FALSE(g.busy());
+    g.note(500);
+    EXPECT_FALSE(g.busy()) << "within the band: unchanged";
+}
+
 /* The core: 4 KiB clusters over a base of 64 MiB, unbounded. */
 constexpr uint32_t kCs = 4096;
 constexpr uint64_t kClusters = 16384;
@@ -162,33 +182,12 @@ IcStats stats_of(const IcCore *core) {
     return st;
 }
 
-/* Fetch slots held by other misses in flight while it lives. */
-class Busy {
-public:
-    Busy(IcCore *core, unsigned n) : core_(core), n_(n) {
-        for (unsigned i = 0; i < n_; i++) {
-            EXPECT_TRUE(ic_core_slot_take(core_, IC_FETCH_DEMAND));
-        }
-    }
-    ~Busy() {
-        for (unsigned i = 0; i < n_; i++) {
-            ic_core_slot_put(core_);
-        }
-    }
-    Busy(const Busy &) = delete;
-    Busy &operator=(const Busy &) = delete;
-
-private:
-    IcCore *core_;
-    unsigned n_;
-};
-
 /*
- * A guest reads cluster @c once, with @others misses in flight (half the
- * slots by default); true if its data was stored.
+ * A guest reads cluster @c once, the node's thread busy @permille of its
+ * time (always, by default); true if its data was stored.
  */
-bool guest_read(IcCore *core, uint64_t c, unsigned others = 8) {
-    const Busy busy(core, others);
+bool guest_read(IcCore *core, uint64_t c, unsigned permille = 1000) {
+    ic_core_note_thread_busy(core, permille);
     return unit::read_and_store(core, c * kCs, kCs);
 }
 
@@ -223,8 +222,8 @@ TEST(Deferred, MissesReadOnceAreDeferredThenTakenWhenGuestsAreQuiet) {
         EXPECT_FALSE(guest_read(core, scattered(i))) << "deferred";
         deferred.push_back(scattered(i));
     }
-    /* Not while misses leave most slots free: storing then is free. */
-    EXPECT_TRUE(guest_read(core, scattered(n + 100), 7));
+    /* Not while the thread is idle: storing then costs guests nothing. */
+    EXPECT_TRUE(guest_read(core, scattered(n + 100), 299));
     IcStats st = stats_of(core);
     EXPECT_EQ(st.deferred_bytes, 101 * kCs);
     EXPECT_EQ(st.deferred_total_bytes, 101 * kCs);
@@ -271,6 +270,30 @@ TEST(Deferred, ReuseStoresMissesAgain) {
     /* ...the second pass is seen as reuse, and stores again. */
     EXPECT_FALSE(stats_of(core).reuse_low);
     EXPECT_TRUE(guest_read(core, scattered(n)));
+    ic_core_free(core);
+}
+
+/*
+ * Guests that read the same clusters at once (a boot storm) join one
+ * fetch: stored at once, and counted as reuse, though their reads came
+ * before the clusters entered.  Before, such fetches were deferred and
+ * the guest that came a little later fetched them again.
+ */
+TEST(Deferred, AFetchTwoGuestsWaitOnIsStored) {
+    IcCore *core = unbounded_core();
+    uint64_t n = read_until_low(core);
+    for (int i = 0; i < 64; i++, n++) {
+        const uint64_t c = scattered(n);
+        IcSegment first;
+        IcSegment second;
+        ASSERT_EQ(ic_core_plan(core, c * kCs, kCs, &first, 1), 1U);
+        ASSERT_EQ(first.kind, IC_SEG_FETCH);
+        ASSERT_EQ(ic_core_plan(core, c * kCs, kCs, &second, 1), 1U);
+        ASSERT_EQ(second.kind, IC_SEG_WAIT);
+        EXPECT_TRUE(unit::store_fetch(core, first)) << i;
+    }
+    EXPECT_FALSE(stats_of(core).reuse_low);
+    EXPECT_EQ(stats_of(core).deferred_bytes, kCs);
     ic_core_free(core);
 }
 

@@ -381,26 +381,3 @@ TEST(FetchSlots, CoreAppliesMaxInflight) {
 }
 
 } // namespace
-
-namespace {
-
-TEST(FetchSlots, SaturatedWhenHalfTheSlotsAreTaken) {
-    intellicache::FetchSlots slots(16);
-    for (int i = 0; i < 7; i++) {
-        ASSERT_TRUE(slots.take(IC_FETCH_DEMAND));
-    }
-    EXPECT_FALSE(slots.saturated());
-    ASSERT_TRUE(slots.take(IC_FETCH_DEMAND));
-    EXPECT_TRUE(slots.saturated());
-    slots.put();
-    EXPECT_FALSE(slots.saturated());
-
-    /* With one slot, a miss that waits behind the busy one counts. */
-    intellicache::FetchSlots one(1);
-    ASSERT_TRUE(one.take(IC_FETCH_DEMAND));
-    EXPECT_FALSE(one.saturated());
-    EXPECT_FALSE(one.take(IC_FETCH_DEMAND));
-    EXPECT_TRUE(one.saturated());
-}
-
-} // namespace
