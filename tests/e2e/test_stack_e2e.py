@@ -1,7 +1,8 @@
 """The daemon's main-thread stack stays bounded under stores.
 
-Random 4 KiB misses over a 1 TiB base store one 64 KiB cluster each, and
-each metadata write-out then writes hundreds of far-apart blocks one
+Random 4 KiB misses over a 1 TiB base store one 64 KiB cluster each (as
+they are read, or once the reads stop if the node defers them), and each
+metadata write-out then writes hundreds of far-apart blocks one
 after the other, then flushes: long chains of requests, each issued from
 the completion of the last.  With QEMU's native AIO, each request
 already complete when the next was submitted used to nest another level
@@ -56,8 +57,10 @@ class StackE2E(h.DaemonTestCase):
                     "--rw=randread", "--bs=4k", "--iodepth=16", "--norandommap",
                     "--randrepeat=0", f"--number_ios={READS}"]
             h.run_fio_argv(argv, self.dir, f"fio-{r}", 300)
-            h.wait_until(lambda: d.stats("ic0")["store-backlog-bytes"] == 0, 60,
-                         "the stores", interval=0.2)
+            # Misses read once while the thread is busy are stored once
+            # fio stops (docs/design.rst, Deferred stores): with the same
+            # metadata write-outs after them.
+            self.wait_settled(d, 180)
             stk.append(h.proc_status_kib(d.proc.pid, "VmStk:"))
         st = d.stats("ic0")
         self.assertGreaterEqual(st["stored-bytes"], ROUNDS * READS * 65536 // 2, st)
