@@ -75,6 +75,14 @@ typedef struct IcBaseOp {
     QLIST_ENTRY(IcBaseOp) next; /* in the node's @base_ops until it ends */
 } IcBaseOp;
 
+/* A window of the serving thread's time (ic_thread_busy_permille_locked()). */
+typedef struct IcThreadBusy {
+    int64_t wall_ns;   /* when the current window began, 0 before any */
+    int64_t cpu_ns;    /* the thread's CPU time then */
+    int tid;           /* the thread it began in */
+    unsigned permille; /* of the last window that ended */
+} IcThreadBusy;
+
 /*
  * A read of the base for a run of missing clusters.  Reference-counted:
  * its coroutine, each reader that waits for it, and the store queue each
@@ -217,6 +225,8 @@ struct BDRVIntellicacheState {
     QEMUTimer *defer_timer;
     bool defer_scheduled;
     bool defer_running;
+    /* How busy the serving thread is, for deferring (under @lock). */
+    IcThreadBusy thread_busy;
 };
 
 /* intellicache.c */

@@ -21,7 +21,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/coroutine-tls.h"
 #include "qemu/memalign.h"
 #include "block/aio_task.h"
 #include "block/block-io.h"
@@ -100,42 +99,38 @@ void ic_fetch_unref(IcFetch *f)
 }
 
 /*
- * How busy the calling thread is: the share of its last measured window
- * that it spent on a CPU, in thousandths (ic_core_note_thread_busy()).
- * Kept per thread, not per node: the nodes a thread serves share its
- * time.  A window ends at the first call IC_BUSY_WINDOW_NS or more after
- * it began, so the thread's CPU clock (a system call) is read once per
- * window, not per miss.  Coroutine TLS, as misses end in coroutines.
+ * How busy the thread that serves @s is: the share of its last measured
+ * window that it spent on a CPU, in thousandths (ic_core_note_thread_busy()).
+ * The thread's CPU clock counts the work of every node it serves, as it
+ * should: they share its time.  A window ends at the first call
+ * IC_BUSY_WINDOW_NS or more after it began, so the clock (a system call)
+ * is read once per window, not per miss; a window that ends in another
+ * thread than it began in (the node moved, or misses end in several
+ * threads) measures nothing and starts again.  Called with @lock.
  */
-typedef struct IcThreadBusy {
-    int64_t wall_ns;   /* when the current window began, 0 before any */
-    int64_t cpu_ns;    /* the thread's CPU time then */
-    unsigned permille; /* of the last window that ended */
-} IcThreadBusy;
-
-QEMU_DEFINE_STATIC_CO_TLS(IcThreadBusy, ic_thread_busy)
-
 #define IC_BUSY_WINDOW_NS (100 * SCALE_MS)
 
-static unsigned ic_thread_busy_permille(void)
+static unsigned ic_thread_busy_permille_locked(BDRVIntellicacheState *s)
 {
-    IcThreadBusy *b = get_ptr_ic_thread_busy();
+    IcThreadBusy *b = &s->thread_busy;
     int64_t wall = get_clock();
+    int tid = qemu_get_thread_id();
     struct timespec ts;
     int64_t cpu;
 
-    if (b->wall_ns && wall - b->wall_ns < IC_BUSY_WINDOW_NS) {
+    if (b->wall_ns && b->tid == tid && wall - b->wall_ns < IC_BUSY_WINDOW_NS) {
         return b->permille;
     }
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
         return 0; /* not measured: never busy */
     }
     cpu = ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
-    if (b->wall_ns) {
+    if (b->wall_ns && b->tid == tid) {
         b->permille = MIN(1000, (cpu - b->cpu_ns) * 1000 / (wall - b->wall_ns));
     }
     b->wall_ns = wall;
     b->cpu_ns = cpu;
+    b->tid = tid;
     return b->permille;
 }
 
@@ -162,7 +157,7 @@ static bool ic_fetch_end_locked(BlockDriverState *bs, IcFetch *f, int ret)
                               "a read of the base failed: %s",
                               strerror(-ret));
     }
-    ic_core_note_thread_busy(s->core, ic_thread_busy_permille());
+    ic_core_note_thread_busy(s->core, ic_thread_busy_permille_locked(s));
     store = ret == 0 && ic_core_store_admit(s->core, f->id);
     if (store) {
         qatomic_inc(&f->refcnt);
