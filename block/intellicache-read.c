@@ -103,10 +103,11 @@ void ic_fetch_unref(IcFetch *f)
  * window that it spent on a CPU, in thousandths (ic_core_note_thread_busy()).
  * The thread's CPU clock counts the work of every node it serves, as it
  * should: they share its time.  A window ends at the first call
- * IC_BUSY_WINDOW_NS or more after it began, so the clock (a system call)
- * is read once per window, not per miss; a window that ends in another
- * thread than it began in (the node moved, or misses end in several
- * threads) measures nothing and starts again.  Called with @lock.
+ * IC_BUSY_WINDOW_NS or more after it began: within a window only the wall
+ * clock is read, and the thread id and CPU clock (system calls) once per
+ * window, not per miss.  A window that ends in another thread than it
+ * began in (the node moved, or misses end in several threads) measures
+ * nothing and starts again.  Called with @lock.
  */
 #define IC_BUSY_WINDOW_NS (100 * SCALE_MS)
 
@@ -114,13 +115,14 @@ static unsigned ic_thread_busy_permille_locked(BDRVIntellicacheState *s)
 {
     IcThreadBusy *b = &s->thread_busy;
     int64_t wall = get_clock();
-    int tid = qemu_get_thread_id();
     struct timespec ts;
     int64_t cpu;
+    int tid;
 
-    if (b->wall_ns && b->tid == tid && wall - b->wall_ns < IC_BUSY_WINDOW_NS) {
+    if (b->wall_ns && wall - b->wall_ns < IC_BUSY_WINDOW_NS) {
         return b->permille;
     }
+    tid = qemu_get_thread_id();
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
         return 0; /* not measured: never busy */
     }

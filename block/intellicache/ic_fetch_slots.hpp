@@ -9,7 +9,6 @@
 
 #include "intellicache-core.h"
 
-#include <algorithm>
 #include <cstdint>
 
 namespace intellicache {
