@@ -126,6 +126,47 @@ class ReopenE2E(h.NbdkitFileTestCase):
             f"(settings unchanged), {checked / h.MiB:.0f} MiB read and checked "
             f"meanwhile, {st['evicted-bytes'] / h.MiB:.0f} MiB evicted")
 
+    def test_client_joining_during_reopen(self):
+        """A client that finishes its handshake while a reopen waits for
+        requests in flight does not hold the reopen up.
+
+        The NBD server quiesces the clients it has when a drain begins; one
+        that joins the export during the drain used to start reading
+        requests at once, and the drain waited for it until it left.
+        """
+        nk = self.start_nbdkit("base", ["delay"], {"delay-read": "3"})
+        d = self.start_daemon(h.nbd_base(nk.socket), self.new_cache(), tag="join",
+                              **{"cluster-size": CLUSTER, "read-ahead": 0})
+        late = h.NbdClient(d.socket, timeout=30, greeting_only=True)
+        busy = h.NbdClient(d.socket, "ic0", timeout=30)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                # A miss on the slow base: the reopen's drain waits for it.
+                miss = pool.submit(busy.pread, 0, CLUSTER)
+                time.sleep(0.5)
+                start = time.monotonic()
+                reopened = pool.submit(self.reopen, d, {"max-inflight": 8})
+                time.sleep(1)
+                self.assertFalse(miss.done(), "the miss did not wait for the slow base")
+                late.negotiate("ic0")
+                done, _ = concurrent.futures.wait([reopened], timeout=20)
+                took = time.monotonic() - start
+                self.assertTrue(done, f"blockdev-reopen had no answer after {took:.0f} s "
+                                      "with a client that joined during its drain")
+                error = reopened.result()
+                self.assertIsNone(error)
+                self.assertLess(took, 10, "the reopen waited for the late client")
+                with open(self.base_path, "rb") as f:
+                    self.assertEqual(miss.result(timeout=10), f.read(CLUSTER))
+                    # The late client was quiesced, not left out: it reads now.
+                    f.seek(CLUSTER)
+                    self.assertEqual(late.pread(CLUSTER, CLUSTER), f.read(CLUSTER))
+        finally:
+            late.close()
+            busy.close()
+        self.assertEqual(self.in_effect(d)["max-inflight"], 8)
+        self.stop_clean(d)
+
     @classmethod
     def tearDownClass(cls):
         if getattr(cls, "summary", None):

@@ -74,14 +74,22 @@ class NbdClient:
     replies) for reads at arbitrary byte offsets, which nbdcopy and fio
     cannot do.  One request at a time."""
 
-    def __init__(self, socket_path, export="", timeout=60):
+    def __init__(self, socket_path, export="", timeout=60, greeting_only=False):
+        """Connect and negotiate @export; with @greeting_only, stop after
+        the server's greeting: negotiate() finishes the handshake later."""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(str(socket_path))
         if self._recv(16) != b"NBDMAGICIHAVEOPT":
             raise HarnessError("not a fixed-newstyle NBD server")
-        server_flags = int.from_bytes(self._recv(2), "big")
-        no_zeroes = server_flags & 2
+        self.server_flags = int.from_bytes(self._recv(2), "big")
+        self.handle = 0
+        self.size = None
+        if not greeting_only:
+            self.negotiate(export)
+
+    def negotiate(self, export=""):
+        no_zeroes = self.server_flags & 2
         # Client flags: FIXED_NEWSTYLE, and NO_ZEROES if offered.
         self.sock.sendall((1 | no_zeroes).to_bytes(4, "big"))
         # NBD_OPT_EXPORT_NAME (1): the server answers with the export's size
@@ -93,7 +101,6 @@ class NbdClient:
         self.transmission_flags = int.from_bytes(self._recv(2), "big")
         if not no_zeroes:
             self._recv(124)
-        self.handle = 0
 
     def _recv(self, n):
         buf = bytearray()
