@@ -196,7 +196,7 @@ void ic_evict_kick(BlockDriverState *bs)
  * recorded clusters, so such data would take room beyond the bound.  The
  * cache file's allocation is walked by block status (SEEK_DATA on a
  * file), so the cost follows the number of allocated extents, not the
- * size of the base.  At open, before anything is in flight.
+ * size of the base.  With nothing in flight (ic_co_evict_all()).
  */
 static int coroutine_fn GRAPH_RDLOCK
 ic_co_evict_leftovers(BlockDriverState *bs)
@@ -247,42 +247,17 @@ ic_co_evict_leftovers(BlockDriverState *bs)
     return 0;
 }
 
-typedef struct IcEvictAll {
-    BlockDriverState *bs;
-    bool done;
-} IcEvictAll;
-
-static void coroutine_fn ic_evict_all_entry(void *opaque)
-{
-    IcEvictAll *ea = opaque;
-    int ret;
-
-    bdrv_graph_co_rdlock();
-    ret = ic_co_evict_leftovers(ea->bs);
-    if (ret < 0) {
-        ic_cache_failed(ea->bs, true, ret);
-    }
-    while (ic_co_evict_batch(ea->bs)) {
-        /* the next batch, if still needed */
-    }
-    bdrv_graph_co_rdunlock();
-    ea->done = true;
-    bdrv_dec_in_flight(ea->bs);
-}
-
 /*
- * A bounded cache with nothing in flight, at open or when a reopen first
- * gives it a bound: discard what a crash left unrecorded (once per open
- * of the cache file), then free clusters until the cache is within its
- * bound, and wait.  At open, a cache larger than a new cache-size is so
- * shrunk before the node is used.  A reopen is drained, so freeing waits
- * for drain end (ic_co_evict_batch()) and does not hold the monitor.
- * Main loop.
+ * With nothing in flight, in a bounded cache: discard what a crash left
+ * unrecorded (once per load of the cache file), then free clusters until
+ * the cache is within its bound.  The leftover walk must not meet a
+ * store (it would punch a hole under a cluster being recorded): callers
+ * hold the node drained, or not yet open to reads, or reloading.
  */
-void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
+void coroutine_fn GRAPH_RDLOCK ic_co_evict_all(BlockDriverState *bs)
 {
     BDRVIntellicacheState *s = bs->opaque;
-    IcEvictAll ea = { .bs = bs };
+    int ret;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
         if (!s->bounded || s->leftovers_done || s->no_io || s->evicting ||
@@ -292,6 +267,42 @@ void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
         s->evicting = true;
         s->leftovers_done = true;
     }
+    ret = ic_co_evict_leftovers(bs);
+    if (ret < 0) {
+        ic_cache_failed(bs, true, ret);
+    }
+    while (ic_co_evict_batch(bs)) {
+        /* the next batch, if still needed */
+    }
+}
+
+typedef struct IcEvictAll {
+    BlockDriverState *bs;
+    bool done;
+} IcEvictAll;
+
+static void coroutine_fn ic_evict_all_entry(void *opaque)
+{
+    IcEvictAll *ea = opaque;
+
+    bdrv_graph_co_rdlock();
+    ic_co_evict_all(ea->bs);
+    bdrv_graph_co_rdunlock();
+    ea->done = true;
+    bdrv_dec_in_flight(ea->bs);
+}
+
+/*
+ * ic_co_evict_all() from the main loop, at open or when a reopen first
+ * gives the cache a bound, and wait.  At open, a cache larger than a new
+ * cache-size is so shrunk before the node is used.  A reopen is drained,
+ * so freeing waits for drain end (ic_co_evict_batch()) and does not hold
+ * the monitor.
+ */
+void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
+{
+    IcEvictAll ea = { .bs = bs };
+
     bdrv_inc_in_flight(bs);
     aio_co_enter(bdrv_get_aio_context(bs),
                  qemu_coroutine_create(ic_evict_all_entry, &ea));

@@ -46,9 +46,9 @@ static void ic_check_cache_mode(BlockDriverState *bs, BlockDriverState *cache)
  * the cache file holds already), and for the pool's size (what is free
  * plus what the pool's caches hold: a pool larger than that could never
  * be filled, and its members would fill the file system instead).  Main
- * loop.
+ * loop, in a coroutine or not.
  */
-int GRAPH_RDLOCK
+int coroutine_mixed_fn GRAPH_RDLOCK
 ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
                     const IcPool *pool, const char *pool_id, Error **errp)
 {
@@ -75,7 +75,10 @@ ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
     }
     free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
     room = size_to_str(free_bytes);
-    allocated = MAX(bdrv_get_allocated_file_size(cache), 0);
+    /* Activation checks it again, in a coroutine (ic_cache_open()). */
+    allocated = qemu_in_coroutine() ? bdrv_co_get_allocated_file_size(cache)
+                                    : bdrv_get_allocated_file_size(cache);
+    allocated = MAX(allocated, 0);
     if (settings->cache_size > free_bytes + allocated) {
         want = size_to_str(settings->cache_size);
         held = size_to_str(allocated);
@@ -272,9 +275,10 @@ ic_check_header(BlockDriverState *bs, const IcHeaderInfo *want,
  * as it is recorded and refuses anything else.
  *
  * @settings holds the checked options; it is completed for the cache's
- * cluster size.  On success the new core is returned in @corep.
+ * cluster size.  On success the new core is returned in @corep.  Main
+ * loop: at open, and in a coroutine at activation.
  */
-int GRAPH_RDLOCK
+int coroutine_mixed_fn GRAPH_RDLOCK
 ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
               IcCore **corep, Error **errp)
 {

@@ -233,11 +233,11 @@ struct BDRVIntellicacheState {
 void ic_fetch_left_locked(BDRVIntellicacheState *s);
 
 /* intellicache-file.c */
-int GRAPH_RDLOCK ic_cache_open(BlockDriverState *bs, bool inactive,
-                               IcSettings *settings, IcCore **core,
-                               Error **errp);
+int coroutine_mixed_fn GRAPH_RDLOCK
+ic_cache_open(BlockDriverState *bs, bool inactive, IcSettings *settings,
+              IcCore **core, Error **errp);
 void ic_core_release(IcCore *core);
-int GRAPH_RDLOCK
+int coroutine_mixed_fn GRAPH_RDLOCK
 ic_check_cache_size(BlockDriverState *bs, const IcSettings *settings,
                     const IcPool *pool, const char *pool_id, Error **errp);
 int GRAPH_UNLOCKED
@@ -250,6 +250,7 @@ void ic_pool_timer_free(BlockDriverState *bs);
 void ic_pool_timer_arm(BlockDriverState *bs);
 void ic_pool_timer_disarm(BlockDriverState *bs);
 void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs);
+void coroutine_fn GRAPH_RDLOCK ic_co_evict_all(BlockDriverState *bs);
 
 /* intellicache-health.c */
 void ic_health_timer_new(BlockDriverState *bs, AioContext *ctx);

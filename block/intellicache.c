@@ -453,7 +453,9 @@ static int GRAPH_RDLOCK ic_inactivate(BlockDriverState *bs)
  * Activation: while inactive, another process may have written the cache
  * file (it was the active side of a migration), so what it records is read
  * again, the way open reads it.  New reads wait while fetches in flight
- * end; then the new core replaces the old one.
+ * end; then the new core replaces the old one, and, as at open, a bounded
+ * cache discards what a crash of that process left unrecorded and frees
+ * down to its bound before reads go on.
  */
 static void coroutine_fn GRAPH_RDLOCK
 ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
@@ -475,7 +477,14 @@ ic_co_invalidate_cache(BlockDriverState *bs, Error **errp)
             s->core = core;
             s->settings = settings;
             s->bounded = settings.cache_size != 0 || s->pool;
+            s->leftovers_done = false;
         }
+    }
+    if (core) {
+        /* Nothing is in flight, and nothing starts while reloading. */
+        ic_co_evict_all(bs);
+    }
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
         s->reloading = false;
         qemu_co_queue_restart_all(&s->reload_queue);
     }
