@@ -304,11 +304,12 @@ void ic_fetch_unref(IcFetch *f);
  * reference for the caller) or NULL if the piece is cached or being
  * fetched already; 0 if no slot is free now; -EIO if the base is not up
  * (a prefetch reads no base that fails); -ENOTSUP if the cache is not
- * caching (nothing fetched could be stored).
+ * caching (nothing fetched could be stored).  A @refill fetches again
+ * what guests read before (deferred stores): not data loaded ahead.
  */
 int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
                                           uint64_t offset, uint64_t bytes,
-                                          IcFetch **fetch);
+                                          bool refill, IcFetch **fetch);
 
 /* intellicache-store.c */
 int coroutine_fn GRAPH_RDLOCK ic_co_sync(BlockDriverState *bs, bool final);

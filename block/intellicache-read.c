@@ -295,12 +295,13 @@ static size_t ic_plan_read_ahead_locked(BlockDriverState *bs, uint64_t offset,
 
 int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
                                           uint64_t offset, uint64_t bytes,
-                                          IcFetch **fetch)
+                                          bool refill, IcFetch **fetch)
 {
     BDRVIntellicacheState *s = bs->opaque;
     Coroutine *co = NULL;
     uint64_t max_bytes;
     IcSegment seg;
+    size_t n;
 
     *fetch = NULL;
     WITH_QEMU_LOCK_GUARD(&s->lock) {
@@ -314,8 +315,10 @@ int64_t coroutine_fn ic_co_prefetch_start(BlockDriverState *bs,
                                         &max_bytes)) {
             return 0;
         }
-        if (!ic_core_plan_prefetch(s->core, offset, MIN(bytes, max_bytes),
-                                   &seg)) {
+        bytes = MIN(bytes, max_bytes);
+        n = refill ? ic_core_plan_refill(s->core, offset, bytes, &seg)
+                   : ic_core_plan_prefetch(s->core, offset, bytes, &seg);
+        if (!n) {
             if (ic_core_slot_put(s->core)) {
                 qemu_co_queue_next(&s->slot_queue);
             }

@@ -302,6 +302,12 @@ size_t ic_core_plan_prefetch(IcCore *core, uint64_t offset, uint64_t bytes,
         [&] { return core->core->plan_prefetch(offset, bytes, *seg); });
 }
 
+size_t ic_core_plan_refill(IcCore *core, uint64_t offset, uint64_t bytes,
+                           IcSegment *seg) {
+    return no_throw(
+        [&] { return core->core->plan_refill(offset, bytes, *seg); });
+}
+
 void ic_core_fetch_set_opaque(IcCore *core, IcFetchId id, void *opaque) {
     no_throw([&] { core->core->fetch_set_opaque(id, opaque); });
 }

@@ -268,6 +268,22 @@ std::size_t Core::plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
     return plan_unasked(offset, bytes, seg, stats_.prefetch_bytes, true);
 }
 
+/*
+ * A guest read these clusters already: stored, they are not data loaded
+ * ahead of a reader (read_through covers the whole fetch), so hits on
+ * them are not counted in hit_ahead_bytes, and the ahead bitmap, large
+ * over a large base, is not touched for them.
+ */
+std::size_t Core::plan_refill(std::uint64_t offset, std::uint64_t bytes,
+                              IcSegment &seg) {
+    const std::size_t n = plan_prefetch(offset, bytes, seg);
+    if (n == 1 && seg.kind == IC_SEG_FETCH) {
+        Fetch &f = known_fetch(seg.fetch, "ic_core_plan_refill");
+        f.read_through = f.first + f.count;
+    }
+    return n;
+}
+
 std::size_t Core::plan_unasked(std::uint64_t offset, std::uint64_t bytes,
                                IcSegment &seg, std::uint64_t &counter,
                                bool prefetch) {

@@ -91,6 +91,9 @@ public:
     /* ic_core_plan_prefetch(). */
     std::size_t plan_prefetch(std::uint64_t offset, std::uint64_t bytes,
                               IcSegment &seg);
+    /* ic_core_plan_refill(). */
+    std::size_t plan_refill(std::uint64_t offset, std::uint64_t bytes,
+                            IcSegment &seg);
     std::size_t plan_zeros(std::uint64_t offset, std::uint64_t bytes,
                            IcSegment &seg);
     void fetch_set_opaque(IcFetchId id, void *opaque);

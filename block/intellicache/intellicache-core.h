@@ -422,6 +422,15 @@ size_t ic_core_plan_prefetch(IcCore *core, uint64_t offset, uint64_t bytes,
                              IcSegment *seg);
 
 /*
+ * Plan the first segment of fetching again clusters that guests read and
+ * that were not stored then (deferred stores, ic_core_defer_take()): as
+ * ic_core_plan_prefetch(), but once stored they do not count as data
+ * loaded ahead of a reader (hit_ahead_bytes).
+ */
+size_t ic_core_plan_refill(IcCore *core, uint64_t offset, uint64_t bytes,
+                           IcSegment *seg);
+
+/*
  * Plan the first segment of recording [offset, offset + bytes), which the
  * base reported as reading zeros, without reading it: like
  * ic_core_plan_read_ahead(), but a FETCH segment is a zero fill.  It takes

@@ -146,6 +146,31 @@ TEST_F(ReadAheadTest, PrefetchPlansLikeReadAheadButCountsApart) {
     EXPECT_EQ(again.bytes, kMiB);
 }
 
+/*
+ * Deferred stores fetch again what guests read: hits on them are not the
+ * first pass over data loaded ahead of a reader, as a prefetch's are.
+ */
+TEST_F(ReadAheadTest, ARefillIsNotDataLoadedAhead) {
+    IcSegment pre{};
+    IcSegment refill{};
+    ASSERT_EQ(core_->plan_prefetch(0, kMiB, pre), 1U);
+    ASSERT_EQ(core_->plan_refill(kMiB, kMiB, refill), 1U);
+    ASSERT_EQ(refill.kind, IC_SEG_FETCH);
+    EXPECT_EQ(core_->stats().prefetch_bytes, 2 * kMiB);
+    for (const IcSegment *seg : {&pre, &refill}) {
+        core_->fetch_done(seg->fetch, true);
+        core_->fetch_stored(seg->fetch, true);
+    }
+
+    IcSegment hit[4];
+    ASSERT_EQ(core_->plan(kMiB, 4096, hit), 1U);
+    EXPECT_EQ(hit[0].kind, IC_SEG_HIT);
+    EXPECT_EQ(core_->stats().hit_ahead_bytes, 0U);
+    ASSERT_EQ(core_->plan(0, 4096, hit), 1U);
+    EXPECT_EQ(hit[0].kind, IC_SEG_HIT);
+    EXPECT_EQ(core_->stats().hit_ahead_bytes, 4096U);
+}
+
 TEST_F(ReadAheadTest, NothingIsPrefetchedUnlessCaching) {
     core_->cache_failed(true);
     IcSegment seg{};
