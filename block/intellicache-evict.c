@@ -248,6 +248,35 @@ ic_co_evict_leftovers(BlockDriverState *bs)
 }
 
 /*
+ * Whether ic_co_evict_all() has work: a bounded, caching cache whose
+ * leftovers were not discarded since the cache file was loaded, and no
+ * freeing under way.  If so, it is marked begun.  Called with @lock.
+ */
+static bool ic_evict_all_begin_locked(BDRVIntellicacheState *s)
+{
+    if (!s->bounded || s->leftovers_done || s->no_io || s->evicting ||
+        ic_core_cache_state(s->core) != IC_CACHE_CACHING) {
+        return false;
+    }
+    s->evicting = true;
+    s->leftovers_done = true;
+    return true;
+}
+
+/* The work of ic_co_evict_all(), once begun. */
+static void coroutine_fn GRAPH_RDLOCK ic_co_evict_all_run(BlockDriverState *bs)
+{
+    int ret = ic_co_evict_leftovers(bs);
+
+    if (ret < 0) {
+        ic_cache_failed(bs, true, ret);
+    }
+    while (ic_co_evict_batch(bs)) {
+        /* the next batch, if still needed */
+    }
+}
+
+/*
  * With nothing in flight, in a bounded cache: discard what a crash left
  * unrecorded (once per load of the cache file), then free clusters until
  * the cache is within its bound.  The leftover walk must not meet a
@@ -257,22 +286,13 @@ ic_co_evict_leftovers(BlockDriverState *bs)
 void coroutine_fn GRAPH_RDLOCK ic_co_evict_all(BlockDriverState *bs)
 {
     BDRVIntellicacheState *s = bs->opaque;
-    int ret;
+    bool begun;
 
     WITH_QEMU_LOCK_GUARD(&s->lock) {
-        if (!s->bounded || s->leftovers_done || s->no_io || s->evicting ||
-            ic_core_cache_state(s->core) != IC_CACHE_CACHING) {
-            return;
-        }
-        s->evicting = true;
-        s->leftovers_done = true;
+        begun = ic_evict_all_begin_locked(s);
     }
-    ret = ic_co_evict_leftovers(bs);
-    if (ret < 0) {
-        ic_cache_failed(bs, true, ret);
-    }
-    while (ic_co_evict_batch(bs)) {
-        /* the next batch, if still needed */
+    if (begun) {
+        ic_co_evict_all_run(bs);
     }
 }
 
@@ -286,7 +306,7 @@ static void coroutine_fn ic_evict_all_entry(void *opaque)
     IcEvictAll *ea = opaque;
 
     bdrv_graph_co_rdlock();
-    ic_co_evict_all(ea->bs);
+    ic_co_evict_all_run(ea->bs);
     bdrv_graph_co_rdunlock();
     ea->done = true;
     bdrv_dec_in_flight(ea->bs);
@@ -301,8 +321,15 @@ static void coroutine_fn ic_evict_all_entry(void *opaque)
  */
 void GRAPH_RDLOCK ic_evict_all(BlockDriverState *bs)
 {
+    BDRVIntellicacheState *s = bs->opaque;
     IcEvictAll ea = { .bs = bs };
 
+    /* Most opens and reopens have nothing to do: no coroutine for them. */
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (!ic_evict_all_begin_locked(s)) {
+            return;
+        }
+    }
     bdrv_inc_in_flight(bs);
     aio_co_enter(bdrv_get_aio_context(bs),
                  qemu_coroutine_create(ic_evict_all_entry, &ea));
