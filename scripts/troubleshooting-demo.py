@@ -228,7 +228,7 @@ def nbd_base(nk):
 
 def cache_node(path, **extra):
     return dict({"driver": "file", "node-name": "cache0", "filename": str(path),
-                 "cache": {"direct": True}, "aio": "native"}, **extra)
+                 "cache": {"direct": True}, "aio": "io_uring"}, **extra)
 
 
 def ic_node(**options):

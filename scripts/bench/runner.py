@@ -44,6 +44,7 @@ def run(bench, parts, command):
     results["command"] = command
     results["parameters"] = params_json(bench.p)
     results["ic_options"] = dict(IC_OPTIONS)
+    results["local_file_aio"] = h.CACHE_DIRECT["aio"]
     with tempfile.TemporaryDirectory(prefix="ic-bench-", dir=bench.args.work_dir) as w:
         bench.work = Path(w)
         for part in parts:
