@@ -32,7 +32,8 @@ from pathlib import Path
 import intellicache_harness as h
 from intellicache_harness import KiB, MiB
 
-from .common import IC_OPTIONS, SEED, BaseServer, fio_argv, log, remove_images
+from .common import (IC_OPTIONS, SEED, BaseServer, alternate, fio_argv, log, mean_run,
+                     remove_images, round_ratio)
 
 SIM = h.REPO / "build" / "tools" / "ic-cachesim"
 COUNTERS = ("hit-bytes", "miss-bytes", "wait-bytes", "fetched-bytes", "read-ahead-bytes",
@@ -354,34 +355,6 @@ def sim_phases(args_of, before, everything):
 
 # ---------------------------------------------------------------------------
 # Speed
-
-
-def alternate(rounds, configs, one):
-    """one(config, round) for every config, @rounds rounds in alternating
-    order (ABC, CBA, ...); {config: [results]}."""
-    runs = {c: [] for c in configs}
-    for rnd in range(rounds):
-        for c in (configs if rnd % 2 == 0 else configs[::-1]):
-            runs[c].append(one(c, rnd))
-    return runs
-
-
-def mean_run(runs):
-    """The mean IOPS of @runs (and the runs)."""
-    iops = [r["fio"]["iops"] for r in runs]
-    return {"iops": sum(iops) / len(iops), "runs": runs}
-
-
-def round_ratio(res, a, b):
-    """The median over the rounds of @a's IOPS over @b's, each ratio of
-    two runs back to back (the configurations are ordered so that they
-    are adjacent both ways): on a shared machine, a burst of other work
-    during one run skews that round, not the figure."""
-    ratios = sorted(x["fio"]["iops"] / y["fio"]["iops"]
-                    for x, y in zip(res[a]["runs"], res[b]["runs"]))
-    mid = len(ratios) // 2
-    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return median, ratios
 
 
 def warm_speed(bench, q):

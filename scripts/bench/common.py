@@ -25,12 +25,16 @@ CONFIGS = {
 }
 
 # Parameters per mode.  runtime: seconds per fio run; region sizes in bytes.
+# cold_rounds: rounds of the base read directly and intellicache, in
+# alternating order, for the cold 4 KiB random reads at QD16 (the first
+# round is the cold part's own runs).
 # bounded: the parameters of the bounded part (scripts/bench/bounded.py):
 # bases, cache-size, the boot set, the measured Zipf reads, warm and cold
 # regions and caches, rounds and seconds per run of the speed comparisons.
 MODES = {
     "smoke": dict(
-        runtime=1, warm_runtime=1, warm_rounds=1, base_size="64G", nfs_size=4 * GiB,
+        runtime=1, warm_runtime=1, warm_rounds=1, cold_rounds=2, base_size="64G",
+        nfs_size=4 * GiB,
         warm_region=32 * MiB, boot_region=16 * MiB,
         bases=["nbd-1ms"],
         cold_workloads={"nbd-1ms": ["rand4k-qd16", "seq1m-qd4", "boot"]},
@@ -44,7 +48,8 @@ MODES = {
                      warm_cache=32 * MiB, evict_cache=8 * MiB, rounds=1, speed_runtime=1,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "quick": dict(
-        runtime=1.5, warm_runtime=1, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
+        runtime=1.5, warm_runtime=1, warm_rounds=2, cold_rounds=3, base_size="64G",
+        nfs_size=64 * GiB,
         warm_region=256 * MiB, boot_region=128 * MiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],
         cold_workloads={"nfs": ["rand4k-qd16", "seq1m-qd4"],
@@ -61,7 +66,8 @@ MODES = {
                      warm_cache=512 * MiB, evict_cache=64 * MiB, rounds=4, speed_runtime=2,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "full": dict(
-        runtime=6, warm_runtime=5, warm_rounds=2, base_size="64G", nfs_size=64 * GiB,
+        runtime=6, warm_runtime=5, warm_rounds=2, cold_rounds=3, base_size="64G",
+        nfs_size=64 * GiB,
         warm_region=1 * GiB, boot_region=1 * GiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],
         cold_workloads=None,     # all workloads on every base
@@ -131,6 +137,38 @@ def wait_stores_done(qsd, node, durable=False, timeout=120):
                 and (not durable or st["durable-clusters"] == st["cached-clusters"]))
     h.wait_until(settled, timeout, "stores to finish", interval=0.5)
     return last["st"]
+
+
+# ---------------------------------------------------------------------------
+# Rounds
+
+
+def alternate(rounds, configs, one):
+    """one(config, round) for every config, @rounds rounds in alternating
+    order (ABC, CBA, ...); {config: [results]}."""
+    runs = {c: [] for c in configs}
+    for rnd in range(rounds):
+        for c in (configs if rnd % 2 == 0 else configs[::-1]):
+            runs[c].append(one(c, rnd))
+    return runs
+
+
+def mean_run(runs):
+    """The mean IOPS of @runs (and the runs)."""
+    iops = [r["fio"]["iops"] for r in runs]
+    return {"iops": sum(iops) / len(iops), "runs": runs}
+
+
+def round_ratio(res, a, b):
+    """The median over the rounds of @a's IOPS over @b's, each ratio of
+    two runs back to back (the configurations are ordered so that they
+    are adjacent both ways): on a shared machine, a burst of other work
+    during one run skews that round, not the figure."""
+    ratios = sorted(x["fio"]["iops"] / y["fio"]["iops"]
+                    for x, y in zip(res[a]["runs"], res[b]["runs"]))
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return median, ratios
 
 
 # ---------------------------------------------------------------------------
