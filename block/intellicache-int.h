@@ -177,6 +177,8 @@ struct BDRVIntellicacheState {
     bool store_bh_scheduled;    /* ic_store_bh() will start writers */
     bool sync_scheduled;        /* @sync_timer is armed */
     bool sync_error_reported;   /* a failed sync was reported once */
+    /* Bytes of fetch buffers given back since the last ic_buf_trim(). */
+    uint64_t buf_churn;
     bool evicting;              /* ic_evict_entry() runs */
     /*
      * A bounded cache (cache-size): hits count in @pins[@pin_epoch] until
@@ -297,6 +299,7 @@ ic_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                    int64_t bytes, int64_t *pnum, int64_t *map,
                    BlockDriverState **file);
 void ic_fetch_unref(IcFetch *f);
+void ic_buf_trim(BlockDriverState *bs);
 /*
  * Start a prefetch of the first piece of [offset, offset + bytes) if the
  * core gives a prefetch slot (guest misses go first) and the base is up.

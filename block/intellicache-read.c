@@ -22,9 +22,14 @@
 
 #include "qemu/osdep.h"
 #include "qemu/memalign.h"
+#include "qemu/units.h"
 #include "block/aio_task.h"
 #include "block/block-io.h"
 #include "intellicache-int.h"
+
+#ifdef CONFIG_MALLOC_TRIM
+#include <malloc.h>
+#endif
 
 /* Retries of a read whose joined read-ahead fetch failed. */
 #define IC_READ_AHEAD_RETRIES 2
@@ -42,6 +47,47 @@ static void *ic_buf_get(BlockDriverState *bs, IcFetch *f)
         buf = ic_core_buf_take(s->core, f->bytes);
     }
     return buf ? buf : qemu_try_blockalign(bs, f->bytes);
+}
+
+/*
+ * Once a node that went through at least this many bytes of fetch buffers
+ * is idle, ic_buf_trim() gives free heap memory back to the system.
+ */
+#define IC_BUF_TRIM_CHURN (4 * MiB)
+
+/*
+ * Give the free memory of malloc()'s heap back to the system, after a
+ * burst of misses, once the node is idle.  Called after each metadata
+ * sync (at most once a second while stores go on), outside the I/O path.
+ *
+ * A fetch buffer of a cluster or a few (64 KiB by default) comes from the
+ * heap, below glibc's mmap threshold, and with stores behind the replies
+ * many are alive at once; once the 256 KiB buffer of a sync (or a
+ * max-fetch buffer) has been mmap()ed and freed, glibc raises that
+ * threshold and those come from the heap too.  Freed, they stay resident
+ * between blocks that live on: 3.7 MiB after 2000 random 4 KiB reads over
+ * a 1 TiB base (docs/design.rst, Memory).  QEMU's RCU thread calls
+ * malloc_trim() for the same reason, but only when it has callbacks to
+ * run.  Trimming is process-wide and takes the allocator's locks briefly;
+ * nodes that are busy never do it, and idle ones only after real churn.
+ */
+void ic_buf_trim(BlockDriverState *bs)
+{
+#ifdef CONFIG_MALLOC_TRIM
+    BDRVIntellicacheState *s = bs->opaque;
+    uint64_t churn = 0;
+
+    WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (s->buf_churn >= IC_BUF_TRIM_CHURN && ic_core_idle(s->core)) {
+            churn = s->buf_churn;
+            s->buf_churn = 0;
+        }
+    }
+    if (churn) {
+        trace_intellicache_buf_trim(bs, churn);
+        malloc_trim(0);
+    }
+#endif
 }
 
 /* Give pooled buffers back while the node is idle.  Called with @lock. */
@@ -90,6 +136,9 @@ void ic_fetch_unref(IcFetch *f)
         return;
     }
     WITH_QEMU_LOCK_GUARD(&s->lock) {
+        if (f->buf) {
+            s->buf_churn += f->bytes;
+        }
         if (!f->buf || !ic_core_buf_give(s->core, f->buf, f->bytes)) {
             qemu_vfree(f->buf);
         }

@@ -114,6 +114,9 @@ ic_co_sync(BlockDriverState *bs, bool final)
     }
     qemu_vfree(buf);
     qemu_co_mutex_unlock(&s->sync_lock);
+    if (!final) {
+        ic_buf_trim(bs);
+    }
     if (report) {
         warn_report("intellicache: '%s': could not record cached data in "
                     "'%s': %s; it will be fetched again after a restart",

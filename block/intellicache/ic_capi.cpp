@@ -343,6 +343,10 @@ bool ic_core_sync_needed(const IcCore *core) {
     return no_throw([&] { return core->core->sync_needed(); });
 }
 
+bool ic_core_idle(const IcCore *core) {
+    return no_throw([&] { return core->core->idle(); });
+}
+
 IcCacheState ic_core_cache_state(const IcCore *core) {
     return no_throw([&] { return core->core->cache_state(); });
 }

@@ -145,6 +145,11 @@ public:
         return pool_.give(buf, bytes);
     }
     void *buf_reclaim() { return pool_.reclaim(idle()); }
+    /*
+     * No fetch in flight and nothing queued to store: fetches queued or
+     * being written are still in the inflight table, so one test does.
+     */
+    bool idle() const { return inflight_.size() == 0; }
 
     IcStats stats() const;
     bool cluster_present(std::uint64_t index) const {
@@ -205,12 +210,6 @@ private:
     void note_hit(const IcSegment &seg);
     /* Notes WAIT segment @seg: a reader goes through data loaded ahead. */
     void note_wait(const IcSegment &seg);
-    /*
-     * No fetch in flight and nothing queued to store: fetches queued or
-     * being written are still in the inflight table, so one test does.
-     */
-    bool idle() const { return inflight_.size() == 0; }
-
     Geometry geometry_;
     std::uint64_t instance_;
     std::uint64_t max_fetch_clusters_;

@@ -507,6 +507,9 @@ void ic_core_sync_end(IcCore *core, bool ok);
 /* True if stored clusters are waiting for a sync. */
 bool ic_core_sync_needed(const IcCore *core);
 
+/* True if no fetch is in flight (being read, or waiting to be stored). */
+bool ic_core_idle(const IcCore *core);
+
 /* ---- State of the cache ---- */
 
 typedef enum IcCacheState {

@@ -25,7 +25,8 @@ class StorageDaemon(Server):
 
     name = "qemu-storage-daemon"
 
-    def __init__(self, workdir, blockdevs, exports, tag="qsd", netns=None):
+    def __init__(self, workdir, blockdevs, exports, tag="qsd", netns=None, extra_args=()):
+        """@extra_args: more command-line arguments, e.g. ["--trace", ...]."""
         super().__init__()
         self.workdir = Path(workdir)
         self.tag = tag
@@ -41,6 +42,7 @@ class StorageDaemon(Server):
             self.argv += ["--export", f"type=nbd,id=e{i},node-name={node}"]
         self.argv += ["--chardev", f"socket,id=qmp0,path={self.qmp_path},server=on,wait=off",
                       "--monitor", "chardev=qmp0"]
+        self.argv += list(extra_args)
         self.qmp = None
 
     @property
