@@ -26,8 +26,8 @@ CONFIGS = {
 
 # Parameters per mode.  runtime: seconds per fio run; region sizes in bytes.
 # cold_rounds: rounds of the base read directly and intellicache, in
-# alternating order, for the cold 4 KiB random reads at QD16 (the first
-# round is the cold part's own runs).
+# alternating order, for the cold workloads with a target against the base
+# read directly (the first round is the cold part's own runs).
 # bounded: the parameters of the bounded part (scripts/bench/bounded.py):
 # bases, cache-size, the boot set, the measured Zipf reads, warm and cold
 # regions and caches, rounds and seconds per run of the speed comparisons.

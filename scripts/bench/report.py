@@ -291,9 +291,10 @@ def render_rst(res, plots, rstdir):
                  "qcow2+copy-on-read.  *cold* and *fetched/read* are intellicache's (from "
                  "its statistics); *base MiB* is what nbdkit served to intellicache.  "
                  "The table shows each configuration's first run; 4 KiB random reads at "
-                 f"QD16 then run {p.get('cold_rounds', 1) - 1} more round(s) of the base "
-                 "read directly and intellicache in alternating order, and their targets "
-                 "take the median of the rounds' ratios (listed with each target).\n\n")
+                 "QD16 and 1 MiB sequential reads then run "
+                 f"{p.get('cold_rounds', 1) - 1} more round(s) of the base read directly "
+                 "and intellicache in alternating order, and their targets take the "
+                 "median of the rounds' ratios (listed with each target).\n\n")
         if "cold" in plots:
             o.append(f".. image:: {plots['cold'].relative_to(rstdir)}\n\n")
         for base, wls in cold.items():

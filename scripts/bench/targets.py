@@ -27,32 +27,31 @@ def evaluate_targets(res):
         r = res["cold"].get(base, {}).get(wl, {}).get(cfg, {})
         return r.get("cold_share", 1.0) >= MIN_COLD_SHARE
 
-    def vs_direct(base, limit):
-        """The cold 4 KiB random QD16 target against the base read
-        directly: the median of the rounds' ratios where there were
-        rounds (scripts/bench/cold.py), else the one run's."""
-        ic, direct = (iops(cold, base, "rand4k-qd16", c) for c in ("ic", "direct"))
+    def vs_direct(base, wl, what, limit):
+        """A cold target against the base read directly: the median of
+        the rounds' ratios where there were rounds (scripts/bench/cold.py),
+        else the one run's."""
+        ic, direct = (iops(cold, base, wl, c) for c in ("ic", "direct"))
         if not (ic and direct):
             return
-        rounds = cold[base]["rand4k-qd16"].get("rounds")
-        note = "" if cold_ok(base, "rand4k-qd16", "ic") else "run not cold"
+        rounds = cold[base][wl].get("rounds")
+        name = f"cold {what}, {base}: intellicache / base direct"
+        note = "" if cold_ok(base, wl, "ic") else "run not cold"
         if rounds:
             n = len(rounds["ratios_direct"])
-            add(f"cold 4 KiB random QD16, {base}: intellicache / base direct",
-                rounds["ratio_direct"], ">=", limit,
+            add(name, rounds["ratio_direct"], ">=", limit,
                 f"median of {n} rounds' ratios ("
                 + ", ".join(f"{x:.3f}" for x in rounds["ratios_direct"]) + "); means "
                 f"{sum(rounds['ic_iops']) / n:.0f} vs {sum(rounds['direct_iops']) / n:.0f} IOPS",
                 note=note)
         else:
-            add(f"cold 4 KiB random QD16, {base}: intellicache / base direct", ic / direct,
-                ">=", limit, f"{ic:.0f} vs {direct:.0f} IOPS", note=note)
+            add(name, ic / direct, ">=", limit, f"{ic:.0f} vs {direct:.0f} IOPS", note=note)
 
     cold = res["cold"]
     for base in ("nbd-1ms", "nbd-5ms"):
         ic, direct, cor = (iops(cold, base, "rand4k-qd16", c) for c in ("ic", "direct",
                                                                         "qcow2-cor"))
-        vs_direct(base, 0.95)
+        vs_direct(base, "rand4k-qd16", "4 KiB random QD16", 0.95)
         if ic and cor:
             # Every read of this workload misses and costs one base read
             # with at most 16 in flight, so the base read directly bounds
@@ -67,14 +66,10 @@ def evaluate_targets(res):
     # the cache must not slow cold reads down (docs/design.rst, Deferred
     # stores).
     for base in ("nfs", "nbd-rate"):
-        vs_direct(base, 0.9)
+        vs_direct(base, "rand4k-qd16", "4 KiB random QD16", 0.9)
     for base in cold:
         for wl in ("seq1m-qd4", "seq1m-qd1"):
-            ic, direct = iops(cold, base, wl, "ic"), iops(cold, base, wl, "direct")
-            if ic and direct:
-                add(f"cold 1 MiB sequential ({wl.split('-')[1].upper()}), {base}: "
-                    "intellicache / base direct", ic / direct, ">=", 0.95,
-                    f"{ic:.0f} vs {direct:.0f} IOPS")
+            vs_direct(base, wl, f"1 MiB sequential ({wl.split('-')[1].upper()})", 0.95)
     ic, mi1 = iops(cold, "nbd-5ms", "rand4k-qd16", "ic"), iops(cold, "nbd-5ms", "rand4k-qd16",
                                                                 "ic-mi1")
     if ic and mi1:
