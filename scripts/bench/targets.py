@@ -76,10 +76,12 @@ def evaluate_targets(res):
         add("cold 4 KiB random QD16, nbd-5ms: defaults / max-inflight=1", ic / mi1, ">=", 10.0,
             f"{ic:.0f} vs {mi1:.0f} IOPS")
     warm = res["warm"].get("workloads", {})
+    # Warm reads at 0.95x the raw local file, as the bounded part's warm
+    # target (it was 0.9 before the bounded cache raised it).
     for wl in ("rand4k-qd16", "seq1m-qd4"):
         ic, raw = iops(warm, wl, "ic"), iops(warm, wl, "raw-local")
         if ic and raw:
-            add(f"warm {WORKLOADS[wl]}: intellicache / raw local file", ic / raw, ">=", 0.9,
+            add(f"warm {WORKLOADS[wl]}: intellicache / raw local file", ic / raw, ">=", 0.95,
                 f"{ic:.0f} vs {raw:.0f} IOPS")
     storm = res["bootstorm"].get("runs", {})
     if storm:
