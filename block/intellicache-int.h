@@ -78,7 +78,8 @@ typedef struct IcBaseOp {
 /* A window of the serving thread's time (ic_thread_busy_permille_locked()). */
 typedef struct IcThreadBusy {
     int64_t wall_ns;   /* when the current window began, 0 before any */
-    int64_t cpu_ns;    /* the thread's CPU time then */
+    int64_t demand_ns; /* the thread's run (and wait) time then */
+    bool waits;        /* @demand_ns counts run-queue wait */
     int tid;           /* the thread it began in */
     unsigned permille; /* of the last window that ended */
 } IcThreadBusy;

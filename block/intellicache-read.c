@@ -148,15 +148,53 @@ void ic_fetch_unref(IcFetch *f)
 }
 
 /*
+ * What the calling thread has asked of the CPUs, in ns: the time it ran
+ * plus the time it waited runnable for a CPU, from
+ * /proc/thread-self/schedstat (sum_exec_runtime and run_delay).  A thread
+ * starved by other load runs little and waits much; its CPU clock alone
+ * would call it idle exactly when storing takes the most from guests (the
+ * iotest intellicache-deferred failed so beside a build using every CPU).
+ * Where the file cannot be read (a kernel without CONFIG_SCHED_INFO), the
+ * thread's CPU clock; *@waits says which.  -1 if neither can be read.
+ */
+static int64_t ic_thread_demand_ns(bool *waits)
+{
+    unsigned long long run, wait;
+    char buf[96];
+    struct timespec ts;
+    ssize_t len;
+    int fd;
+
+    fd = qemu_open_old("/proc/thread-self/schedstat", O_RDONLY);
+    if (fd >= 0) {
+        len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len > 0) {
+            buf[len] = '\0';
+            if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
+                *waits = true;
+                return run + wait;
+            }
+        }
+    }
+    *waits = false;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
+        return -1;
+    }
+    return ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
+}
+
+/*
  * How busy the thread that serves @s is: the share of its last measured
- * window that it spent on a CPU, in thousandths (ic_core_note_thread_busy()).
- * The thread's CPU clock counts the work of every node it serves, as it
- * should: they share its time.  A window ends at the first call
- * IC_BUSY_WINDOW_NS or more after it began: within a window only the wall
- * clock is read, and the thread id and CPU clock (system calls) once per
- * window, not per miss.  A window that ends in another thread than it
- * began in (the node moved, or misses end in several threads) measures
- * nothing and starts again.  Called with @lock.
+ * window that it ran or waited for a CPU (ic_thread_demand_ns()), in
+ * thousandths (ic_core_note_thread_busy()).  That counts the work of every
+ * node the thread serves, as it should: they share its time.  A window
+ * ends at the first call IC_BUSY_WINDOW_NS or more after it began: within
+ * a window only the wall clock is read, and the thread id and the
+ * thread's times (system calls) once per window, not per miss.  A window
+ * that ends in another thread than it began in (the node moved, or misses
+ * end in several threads), or measured by another clock, measures nothing
+ * and starts again.  Called with @lock.
  */
 #define IC_BUSY_WINDOW_NS (100 * SCALE_MS)
 
@@ -164,23 +202,25 @@ static unsigned ic_thread_busy_permille_locked(BDRVIntellicacheState *s)
 {
     IcThreadBusy *b = &s->thread_busy;
     int64_t wall = get_clock();
-    struct timespec ts;
-    int64_t cpu;
+    int64_t demand;
+    bool waits;
     int tid;
 
     if (b->wall_ns && wall - b->wall_ns < IC_BUSY_WINDOW_NS) {
         return b->permille;
     }
     tid = qemu_get_thread_id();
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
+    demand = ic_thread_demand_ns(&waits);
+    if (demand < 0) {
         return 0; /* not measured: never busy */
     }
-    cpu = ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
-    if (b->wall_ns && b->tid == tid) {
-        b->permille = MIN(1000, (cpu - b->cpu_ns) * 1000 / (wall - b->wall_ns));
+    if (b->wall_ns && b->tid == tid && b->waits == waits) {
+        b->permille = MIN(1000, (demand - b->demand_ns) * 1000 /
+                                (wall - b->wall_ns));
     }
     b->wall_ns = wall;
-    b->cpu_ns = cpu;
+    b->demand_ns = demand;
+    b->waits = waits;
     b->tid = tid;
     return b->permille;
 }

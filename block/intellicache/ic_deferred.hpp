@@ -67,7 +67,8 @@ private:
 /*
  * Whether the thread that serves the node is busy enough that storing a
  * miss takes its time from guests.  The glue measures the share of the
- * thread's time spent on a CPU over short windows and reports it here.
+ * thread's time spent on a CPU or waiting for one over short windows and
+ * reports it here.
  *
  * Storing a miss about doubles what serving it costs the thread, so once
  * misses are deferred the measure falls by about half, and it would rise
@@ -79,7 +80,7 @@ public:
     static constexpr std::uint32_t kOnPermille = 600;
     static constexpr std::uint32_t kOffPermille = 300;
 
-    /* The thread was on a CPU @permille thousandths of the last window. */
+    /* The thread wanted a CPU @permille thousandths of the last window. */
     void note(std::uint32_t permille) {
         if (permille >= kOnPermille) {
             busy_ = true;

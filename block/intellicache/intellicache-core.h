@@ -729,10 +729,10 @@ bool ic_core_store_admit(IcCore *core, IcFetchId id);
  */
 bool ic_core_defer_take(IcCore *core, uint64_t now_ms, IcRange *range);
 /*
- * The thread that serves the node was on a CPU @permille thousandths of
- * the time over its last measured window (about 100 ms), for the next
- * ic_core_store_admit() calls: from 600 on the thread counts as busy,
- * until it falls below 300.
+ * The thread that serves the node ran or waited for a CPU @permille
+ * thousandths of the time over its last measured window (about 100 ms),
+ * for the next ic_core_store_admit() calls: from 600 on the thread counts
+ * as busy, until it falls below 300.
  */
 void ic_core_note_thread_busy(IcCore *core, uint32_t permille);
 /* Whether deferred clusters are queued. */
