@@ -48,7 +48,7 @@ MODES = {
                      warm_cache=32 * MiB, evict_cache=8 * MiB, rounds=1, speed_runtime=1,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "quick": dict(
-        runtime=1.5, warm_runtime=1, warm_rounds=2, cold_rounds=3, base_size="64G",
+        runtime=1.5, warm_runtime=1, warm_rounds=3, cold_rounds=3, base_size="64G",
         nfs_size=64 * GiB,
         warm_region=256 * MiB, boot_region=128 * MiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],
@@ -66,7 +66,7 @@ MODES = {
                      warm_cache=512 * MiB, evict_cache=64 * MiB, rounds=4, speed_runtime=2,
                      mem_base=TiB, mem_cache=100 * GiB)),
     "full": dict(
-        runtime=6, warm_runtime=5, warm_rounds=2, cold_rounds=3, base_size="64G",
+        runtime=6, warm_runtime=5, warm_rounds=3, cold_rounds=3, base_size="64G",
         nfs_size=64 * GiB,
         warm_region=1 * GiB, boot_region=1 * GiB,
         bases=["nfs", "nbd-1ms", "nbd-5ms", "nbd-rate"],

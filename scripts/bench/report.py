@@ -338,7 +338,8 @@ def render_rst(res, plots, rstdir):
                  "from the cache file all the same, so any difference from ``intellicache`` "
                  "comes from the kind of base node.  Each workload ran on every "
                  f"configuration back to back, {warmres.get('rounds', 1)} round(s) in "
-                 "alternating order; figures are means.\n\n")
+                 "alternating order; figures are means, and the targets take the median "
+                 "of the rounds' ratios.\n\n")
         if "warm" in plots:
             o.append(f".. image:: {plots['warm'].relative_to(rstdir)}\n\n")
         rows = []
