@@ -77,23 +77,23 @@ def evaluate_targets(res):
             f"{ic:.0f} vs {mi1:.0f} IOPS")
     warm = res["warm"].get("workloads", {})
     # Warm reads at 0.95x the raw local file, as the bounded part's warm
-    # target (it was 0.9 before the bounded cache raised it).
-    # With rounds, the median of the rounds' ratios: one run's dip (a
-    # burst of other work on the machine) skews its round, not the figure.
+    # target (it was 0.9 before the bounded cache raised it).  With
+    # rounds, the median of the rounds' ratios: one run's dip (a burst of
+    # other work on the machine) skews its round, not the figure.
     for wl in ("rand4k-qd16", "seq1m-qd4"):
         ic, raw = iops(warm, wl, "ic"), iops(warm, wl, "raw-local")
         if not (ic and raw):
             continue
+        name = f"warm {WORKLOADS[wl]}: intellicache / raw local file"
         rr = {c: warm[wl][c].get("rounds") for c in ("ic", "raw-local")}
         if all(rr.values()):
             median, ratios = round_ratio({c: {"runs": r} for c, r in rr.items()},
                                          "ic", "raw-local")
-            add(f"warm {WORKLOADS[wl]}: intellicache / raw local file", median, ">=", 0.95,
+            add(name, median, ">=", 0.95,
                 f"median of {len(ratios)} rounds' ratios ("
                 + ", ".join(f"{x:.3f}" for x in ratios) + f"); means {ic:.0f} vs {raw:.0f} IOPS")
         else:
-            add(f"warm {WORKLOADS[wl]}: intellicache / raw local file", ic / raw, ">=", 0.95,
-                f"{ic:.0f} vs {raw:.0f} IOPS")
+            add(name, ic / raw, ">=", 0.95, f"{ic:.0f} vs {raw:.0f} IOPS")
     storm = res["bootstorm"].get("runs", {})
     if storm:
         nmax = max(storm, key=int)
