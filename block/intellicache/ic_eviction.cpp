@@ -72,18 +72,17 @@ constexpr std::uint8_t make_state(std::uint8_t where, std::uint8_t freq) {
 }
 
 /*
- * Admission (EvictionPolicy::admit()): the reuse of new clusters is
- * measured over about the last kReuseWindow clusters that entered; it is
- * low below one in kReuseShare, judged once kReuseMinSample are counted.  One
- * miss in kAdmitSample is admitted while it is low.  One in sixteen keeps the
- * stores (and punches) of a workload without reuse at a sixteenth, while a real
- * working set (a boot set read twice, a Zipf-like mix, whose reuse share is
- * well above it) never turns admission on.
+ * Admission (EvictionPolicy::admit()): the reuse of misses is measured over
+ * about the last kReuseWindow clusters that entered or were refused; it is
+ * low below one in kReuseShare, judged once kReuseMinSample are counted.  A
+ * real working set (a boot set read twice, a Zipf-like mix, whose reuse
+ * share is well above it) never turns admission on; uniform reads over a
+ * base far larger than the cache come back as ghosts about as often as the
+ * ghosts' share of the base, well below it.
  */
 constexpr std::uint32_t kReuseWindow = 4096;
 constexpr std::uint32_t kReuseMinSample = 512;
 constexpr std::uint32_t kReuseShare = 16;
-constexpr std::uint32_t kAdmitSample = 16;
 
 /* Small's share: 10% of the capacity, as in the paper, at least one. */
 std::uint64_t small_target(std::uint64_t capacity) {
@@ -326,15 +325,18 @@ bool EvictionPolicy::admit(std::uint64_t first, std::uint64_t count) {
     if (!reuse_low() || where(state(i)) == kGhost) {
         return true;
     }
-    if (++refused_ == kAdmitSample) {
-        refused_ = 0;
-        return true;
-    }
+    /*
+     * A refused cluster counts as one that entered and was not read again:
+     * if it is read again while a ghost, it enters then as reused.  So the
+     * measure goes on with nothing stored but second reads, and rises as
+     * soon as reads come back.
+     */
     for (std::uint64_t c = first; c < first + count; c++) {
         const auto j = static_cast<std::uint32_t>(c);
         if (where(state(j)) == kNone) {
             remember(j);
         }
+        note_entry(false);
     }
     return false;
 }

@@ -92,16 +92,16 @@ public:
 
     /*
      * Admission, asked when storing the missed clusters [first, first +
-     * count) would mean evicting others.  While the clusters that entered
-     * the cache lately were read again often enough (see note_entry()),
-     * everything is admitted, as S3-FIFO does.  Otherwise the workload
-     * reads most clusters once (uniform random reads over a base far
-     * larger than the cache): storing them costs a write and, later, a
-     * hole punch each, and evicts what little is reused.  Then only a
-     * miss whose first cluster is a ghost (read recently) is admitted,
-     * and one in kAdmitSample others, so that the reuse of new clusters
-     * is still measured; a refused miss's clusters become ghosts, so
-     * that a second read soon after is stored.
+     * count) would mean evicting others.  While the misses lately were
+     * read again often enough (see note_entry()), everything is admitted,
+     * as S3-FIFO does.  Otherwise the workload reads most clusters once
+     * (uniform random reads over a base far larger than the cache):
+     * storing them costs a write and, later, a hole punch each, and evicts
+     * what little is reused.  Then only a miss whose first cluster is a
+     * ghost (read recently: this is its second read) is admitted.  A
+     * refused miss's clusters become ghosts, so that a second read soon
+     * after is stored, and count as clusters that entered and were not
+     * read again, so that the reuse of new clusters is still measured.
      */
     bool admit(std::uint64_t first, std::uint64_t count);
     /* Whether admit() refuses misses that are not ghosts. */
@@ -133,10 +133,11 @@ private:
     void forget(std::uint32_t index);
     /*
      * The reuse that admission judges by: of the clusters that entered
-     * lately, those read again while in small (their first touch there)
-     * or that entered as ghosts (a second read).  Counted as clusters
-     * enter and are touched, so a cache that is not evicting (a pool
-     * member that others free room for) knows its reuse too.
+     * lately or were refused, those read again while in small (their
+     * first touch there) or that entered as ghosts (a second read).
+     * Counted as clusters enter, are refused and are touched, so a cache
+     * that is not evicting (a pool member that others free room for) knows
+     * its reuse too.
      */
     void note_entry(bool reused);
 
@@ -150,7 +151,6 @@ private:
     /* Clusters entered, and of them read again: halved every kReuseWindow. */
     std::uint32_t entered_ = 0;
     std::uint32_t reused_ = 0;
-    std::uint32_t refused_ = 0; /* misses refused since the last sample */
 };
 
 } // namespace intellicache

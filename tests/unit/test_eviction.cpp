@@ -252,8 +252,11 @@ TEST(Eviction, ScanResistance) {
 /*
  * Clusters read once each (uniform reads over a base far larger than the
  * cache): once enough have entered and not been read again, a full cache
- * admits a miss only if it is a ghost, and one in sixteen others.  A
- * refused miss becomes a ghost, so a second read of it is admitted.
+ * admits a miss only if it is a ghost.  A refused miss becomes a ghost, so
+ * a second read of it is admitted.  (Admitting one in sixteen others, to
+ * keep measuring, cost a write and a hole punch each: 10% of the misses
+ * of bench.py's bounded cache kept full were stored, at 0.78x the speed
+ * of the same node unbounded.)
  */
 TEST(Eviction, AdmissionRefusesMissesReadOnceWhenReuseIsLow) {
     auto p = make(1U << 20, 64);
@@ -276,10 +279,38 @@ TEST(Eviction, AdmissionRefusesMissesReadOnceWhenReuseIsLow) {
         }
         next++;
     }
-    EXPECT_EQ(stored, 1600U / 16U);
+    EXPECT_EQ(stored, 0U);
+    EXPECT_TRUE(p->reuse_low()) << "refused misses count as not reused";
     /* A refused miss read again soon: a ghost, admitted. */
     EXPECT_TRUE(admitted_miss(*p, refused));
     EXPECT_LE(p->resident(), p->capacity());
+}
+
+/*
+ * With nothing stored but second reads, reuse is still measured: when the
+ * workload turns to reading each cluster twice, the refused first reads
+ * come back as ghosts, and admission opens again.
+ */
+TEST(Eviction, AdmissionOpensAgainWhenMissesComeBack) {
+    auto p = make(1U << 20, 64);
+    uint64_t next = 0;
+    while (!p->reuse_low() && next < 10000) {
+        admitted_miss(*p, next++);
+    }
+    for (unsigned i = 0; i < 2000; i++) {
+        ASSERT_FALSE(admitted_miss(*p, next++)) << "read once: refused";
+    }
+    ASSERT_TRUE(p->reuse_low());
+    unsigned pairs = 0;
+    for (; p->reuse_low() && pairs < 1000; pairs++, next++) {
+        EXPECT_FALSE(admitted_miss(*p, next)) << "first read";
+        EXPECT_TRUE(admitted_miss(*p, next)) << "second read: a ghost";
+    }
+    EXPECT_FALSE(p->reuse_low());
+    /* Half of what it counts is reused: one in sixteen is reached after
+     * about one sixteenth of its window. */
+    EXPECT_LT(pairs, 300U);
+    EXPECT_TRUE(admitted_miss(*p, next)) << "a first read, admitted again";
 }
 
 /* Clusters read twice while in small: reuse is high, all are admitted. */
