@@ -158,6 +158,14 @@ def domain_xml(name, paths, commands):
     """The page's domain @name, its paths mapped, its guest running
     @commands."""
     xml = paths(doc_block(name))
+    if "<domain type='qemu'>" in xml:
+        # Under TCG, QEMU 10.0's multi-threaded translation can abort while
+        # a vCPU and the main loop change the memory map at the same time
+        # ("iotlb_to_section: Assertion `section_index <
+        # d->map.sections_nb' failed", QEMU issue 1921); it did so in one
+        # of this test's boots.  With one vCPU the guest's two readers
+        # share it, and its disk one of the device's two queues.
+        xml = re.sub(r"<vcpu>\d+</vcpu>", "<vcpu>1</vcpu>", xml, count=1)
     m = re.search(r"<cmdline>(.*?)</cmdline>", xml)
     if not m:
         raise AssertionError(f"{name}: no <cmdline>")
@@ -457,7 +465,9 @@ class DomainChecks:
         m = re.search(r"^IC READY cpus=(\d+) size=(\d+) queues=(\d+)$", self.rec["console"],
                       re.M)
         self.assertIsNotNone(m, self.context())
-        self.assertEqual(int(m.group(1)), 2)
+        vcpus = re.search(r"<vcpu[^>]*>(\d+)</vcpu>", self.rec.get("inactive_xml", ""))
+        self.assertIsNotNone(vcpus, self.context())
+        self.assertEqual(int(m.group(1)), int(vcpus.group(1)))
         self.assertEqual(int(m.group(2)), self.env.size)
         # read-only: the export's writable=off (vhost-user), <readonly/> (NBD)
         self.assertRegex(self.rec["console"], r"(?m)^IC DISK ro=1$", self.context())
