@@ -255,8 +255,7 @@ TEST(Eviction, ScanResistance) {
  * admits a miss only if it is a ghost.  A refused miss becomes a ghost, so
  * a second read of it is admitted.  (Admitting one in sixteen others, to
  * keep measuring, cost a write and a hole punch each: 10% of the misses
- * of bench.py's bounded cache kept full were stored, at 0.78x the speed
- * of the same node unbounded.)
+ * of bench.py's bounded cache kept full were stored, and as many evicted.)
  */
 TEST(Eviction, AdmissionRefusesMissesReadOnceWhenReuseIsLow) {
     auto p = make(1U << 20, 64);
